@@ -1,0 +1,24 @@
+"""Errors the user can fix. `run.py` prints them as one line and exits non-zero.
+
+Anything that is *not* a `HarnessError` is a bug and keeps its traceback.
+"""
+
+
+class HarnessError(Exception):
+    """Base class: the message must say what went wrong and what to do about it."""
+
+
+class ConfigError(HarnessError):
+    """A config value or override is invalid (unknown name, budget larger than the pool, ...)."""
+
+
+class DataError(HarnessError):
+    """A dataset is missing, unreadable or inconsistent."""
+
+
+class CheckpointError(HarnessError):
+    """A run's checkpoint or results folder cannot be read back."""
+
+
+class SelectionError(HarnessError):
+    """A strategy cannot run on the outputs or model it was given."""

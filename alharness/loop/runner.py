@@ -1,0 +1,200 @@
+"""The active-learning cycle. It owns the loop and nothing else: data, models, training
+and strategies are reached only through their contracts.
+
+For each seed (= one run): train → evaluate → select → reveal labels, for cycles
+0 … ``budget.cycles``; a checkpoint after every cycle; finished runs are skipped and a
+killed run resumes at its last finished cycle with the same results it would have had.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+import alharness
+from alharness.data import PoolData, load_dataset
+from alharness.data.initial import initial_labelled
+from alharness.errors import ConfigError
+from alharness.loop.budget import Budget
+from alharness.loop.identity import identity_config, run_id, setting_hash, stable_hash
+from alharness.loop.loggers import RunLogger, build_logger
+from alharness.loop.run_folder import LoopState, RunFolder
+from alharness.loop.summary import summary_table
+from alharness.models import build_backbone
+from alharness.strategies import SelectionContext, build_strategy, validate_picks
+from alharness.training.device import derive_seed, resolve_device
+from alharness.training.inference import TorchPoolOutputs, evaluate
+from alharness.training.trainer import TrainerConfig, train
+
+log = logging.getLogger("alharness")
+
+# Purposes mixed into derived seeds, so each random stream is independent of the others.
+_INIT, _TRAIN, _SELECT = 1, 2, 3
+
+
+@cache
+def code_version() -> str:
+    """Package version plus the git commit (``+dirty`` if the tree has changes)."""
+    root = Path(alharness.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                             capture_output=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, timeout=5).stdout.strip()
+        return f"{alharness.__version__}+{sha}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return alharness.__version__
+
+
+@dataclass
+class Experiment:
+    """A validated config, with the dataset loaded once for all seeds."""
+
+    cfg: dict[str, Any]
+    data: PoolData
+    budget: Budget
+    trainer: TrainerConfig
+    device: torch.device
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> Experiment:
+        """Validate everything that can be checked before any file is written."""
+        build_strategy(cfg["strategy"])  # unknown name / parameter → ConfigError now
+        budget = Budget.from_mapping(cfg["budget"])
+        trainer = TrainerConfig.from_mapping(cfg["trainer"])
+        device = resolve_device(str(cfg.get("device", "auto")))
+        data = load_dataset(cfg["dataset"])
+        budget.check_pool(data.pool_size)
+        build_backbone(cfg["backbone"], data.info)  # input-shape mismatch → ConfigError now
+        return cls(cfg, data, budget, trainer, device)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.cfg.get("results_dir", "results")) / str(self.cfg["experiment_name"])
+
+
+def run_experiment(cfg: dict[str, Any]) -> pd.DataFrame:
+    """Run (or resume, or skip) every seed in ``cfg["seeds"]``; return all rows."""
+    exp = Experiment.from_config(cfg)
+    progress = bool(cfg.get("progress", True))
+    seeds = [int(s) for s in cfg.get("seeds", [0])]
+    frames = []
+    for seed in tqdm(seeds, desc="seeds", disable=not progress or len(seeds) < 2, unit="seed"):
+        frames.append(run_seed(exp, seed, build_logger(cfg.get("logger", {}),
+                                                       str(cfg["experiment_name"]))))
+    rows = pd.concat(frames, ignore_index=True)
+    print(f"\n{summary_table(rows)}\nresults: {exp.root}/", flush=True)
+    return rows
+
+
+def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.DataFrame:
+    """One run: resume from its checkpoint if there is one, skip it if finished."""
+    cfg, data, budget = exp.cfg, exp.data, exp.budget
+    logger = logger or RunLogger()
+    rid = run_id(cfg, seed)
+    folder = RunFolder(exp.root / rid)
+    identity = identity_config(cfg, seed)
+    folder.check_identity(identity)
+    if folder.is_finished():
+        log.info("run %s is finished; skipping (delete its folder to re-run)", rid)
+        return folder.rows()
+    if not cfg.get("resume", True) and folder.state_file.exists():
+        raise ConfigError(f"{folder.path} has a partial run and resume=false; delete it or "
+                          "set resume=true")
+    state = folder.load_state()  # raises CheckpointError (one line) if corrupt
+    folder.start({**cfg, "seed": seed}, identity)
+    logger.start(rid, {**cfg, "seed": seed}, folder.path)
+
+    strategy = build_strategy(cfg["strategy"])
+    torch.manual_seed(derive_seed(seed, _INIT))
+    model = build_backbone(cfg["backbone"], data.info).to(exp.device)
+    initial_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if state is None:
+        labelled = initial_labelled(data.pool_targets, budget.initial, seed, budget.initial_mode)
+        state = LoopState(next_cycle=0, labelled=labelled, picks={"initial": labelled})
+    elif state.model_state is not None:
+        model.load_state_dict(state.model_state)
+    for row in state.rows:
+        logger.log_row(row)
+
+    base_row = _base_row(cfg, seed, rid, data, budget, strategy.params())
+    batches = budget.batches()
+    progress = bool(cfg.get("progress", True))
+    bar = tqdm(range(state.next_cycle, budget.cycles + 1), desc=f"{rid} cycles",
+               disable=not progress, unit="cycle", initial=state.next_cycle,
+               total=budget.cycles + 1)
+    for cycle in bar:
+        started = time.perf_counter()
+        if exp.trainer.reinit:
+            model.load_state_dict(initial_weights)
+        fit = train(model, data.pool_train, state.labelled, data.info.task, exp.trainer,
+                    derive_seed(seed, cycle, _TRAIN), exp.device, progress,
+                    strategy.training_addon())
+        metrics = evaluate(model, data.test, data.test_targets, data.info.task, exp.device,
+                           exp.trainer.eval_batch_size, exp.trainer.num_workers)
+        row = {**base_row, "cycle": cycle, "n_labelled": len(state.labelled),
+               "metric_name": next(iter(metrics)), "metric": next(iter(metrics.values())),
+               **metrics, "train_loss": fit.loss, "train_accuracy": fit.train_accuracy,
+               "train_epochs": fit.epochs, "train_seconds": fit.seconds,
+               "n_selected": 0, "select_seconds": float("nan")}
+        if cycle < budget.cycles:
+            picks, seconds, diagnostics = _select(exp, strategy, model, state, seed, cycle,
+                                                  batches[cycle])
+            row.update(diagnostics, n_selected=len(picks), select_seconds=seconds)
+            state.picks[f"cycle_{cycle}"] = picks
+            state.labelled = np.sort(np.concatenate([state.labelled, picks]))
+        row["wall_seconds"] = time.perf_counter() - started
+        state.rows.append(row)
+        state.next_cycle = cycle + 1
+        if not exp.trainer.reinit:
+            state.model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        folder.save(state, finished=cycle == budget.cycles)
+        logger.log_row(row)
+        bar.set_postfix({row["metric_name"]: f"{row['metric']:.4f}"})
+    logger.finish()
+    return pd.DataFrame(state.rows)
+
+
+def _select(exp: Experiment, strategy, model, state: LoopState, seed: int, cycle: int,
+            budget: int) -> tuple[np.ndarray, float, dict[str, float]]:
+    data = exp.data
+    is_labelled = np.zeros(data.pool_size, dtype=bool)
+    is_labelled[state.labelled] = True
+    needs = frozenset(strategy.needs)
+    outputs = TorchPoolOutputs(model, data.pool_eval, data.info.task, exp.device, needs,
+                               exp.trainer.eval_batch_size, exp.trainer.num_workers)
+    ctx = SelectionContext(
+        labelled=state.labelled, unlabelled=np.flatnonzero(~is_labelled), outputs=outputs,
+        needs=needs, rng=np.random.default_rng(derive_seed(seed, cycle, _SELECT)),
+        cache=state.cache, task=data.info.task, num_classes=data.info.num_classes,
+        cycle=cycle, pool_size=data.pool_size)
+    started = time.perf_counter()
+    strategy.prepare(ctx)
+    prepared = time.perf_counter()
+    picks = validate_picks(strategy.select(ctx, budget), ctx, budget, strategy.name)
+    ctx.record("prepare_seconds", prepared - started)
+    return picks, time.perf_counter() - started, ctx.diagnostics
+
+
+def _base_row(cfg: dict[str, Any], seed: int, rid: str, data: PoolData, budget: Budget,
+              params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "experiment": str(cfg["experiment_name"]), "run_id": rid, "setting": setting_hash(cfg),
+        "dataset": data.info.name, "backbone": cfg["backbone"]["name"],
+        "strategy": cfg["strategy"]["name"],
+        "strategy_params": json.dumps(params, sort_keys=True, default=str),
+        "seed": seed, "n_pool": data.pool_size, "budget_initial": budget.initial,
+        "budget_batch": str(budget.batch), "budget_cycles": budget.cycles,
+        "code_version": code_version(), "config_hash": stable_hash(identity_config(cfg, seed)),
+    }

@@ -1,0 +1,31 @@
+"""MLP for feature vectors (ALFA-Mix's MNIST/OpenML model: one hidden layer of 256).
+
+``hidden=[]`` gives a linear classifier on the inputs (the embedding is the input),
+the usual head for precomputed features.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import nn
+
+from alharness.data.base import DatasetInfo
+from alharness.models.base import Backbone, register_backbone
+
+
+class MLP(Backbone):
+    def __init__(self, in_dim: int, num_classes: int, hidden: Sequence[int] = (256,),
+                 dropout: float = 0.3) -> None:
+        widths = [in_dim, *hidden]
+        super().__init__(widths[-1], num_classes, dropout)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*layers)
+
+
+@register_backbone("mlp")
+def mlp(info: DatasetInfo, hidden: Sequence[int] = (256,), dropout: float = 0.3) -> MLP:
+    return MLP(math.prod(info.input_shape), info.num_classes, list(hidden), dropout)

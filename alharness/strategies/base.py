@@ -1,0 +1,209 @@
+"""The strategy contract: what a strategy may ask for, and what it must return.
+
+A strategy declares the model outputs it ``needs`` (LabelBench style). The runner hands
+it a `SelectionContext` whose outputs are computed lazily, once per cycle, and only if
+declared: asking for an undeclared output is an error, so ``needs`` stays honest.
+``select(ctx, budget)`` returns pool indices: unique, unlabelled, exactly ``budget`` long
+(or every unlabelled index when fewer remain). `validate_picks` enforces that.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from alharness.errors import ConfigError, SelectionError
+from alharness.registry import Registry
+
+#: Every model output a strategy may declare in ``needs``.
+OUTPUT_KINDS = frozenset({"probs", "embeddings", "grad_embeddings", "mc_probs", "model"})
+
+#: Which indices an output is asked for.
+WHICH = ("unlabelled", "labelled", "pool")
+
+
+class PoolOutputs(Protocol):
+    """Model outputs over pool indices; implemented by the runner (torch) and by
+    `alharness.strategies.outputs.ArrayOutputs` (precomputed arrays, for tests and benchmarks)."""
+
+    def probs(self, idx: np.ndarray) -> np.ndarray:
+        """(n, C) float32: softmax probabilities, or per-class sigmoids for multi-label."""
+
+    def embeddings(self, idx: np.ndarray) -> np.ndarray:
+        """(n, d) float32 penultimate-layer embeddings (the input of ``model.head``)."""
+
+    def mc_probs(self, idx: np.ndarray, passes: int) -> np.ndarray:
+        """(passes, n, C) float32 probabilities with dropout active (MC dropout)."""
+
+    @property
+    def model(self) -> Any:
+        """The backbone (``features``, ``head``, ``embed_dim``) in eval mode, on ``device``."""
+
+    @property
+    def device(self) -> Any:
+        """The torch device the model lives on."""
+
+
+@dataclass(frozen=True)
+class GradEmbedding:
+    """BADGE's gradient embedding in factorised form: row i is ``scale[i] ⊗ features[i]``.
+
+    The dense (n, C·d) matrix is never built; see `alharness.ops` for distances on it.
+    """
+
+    scale: np.ndarray  # (n, C): d loss / d logits at the pseudo-label
+    features: np.ndarray  # (n, d): penultimate embeddings
+
+
+@dataclass
+class SelectionContext:
+    """Everything a strategy sees in one cycle.
+
+    ``cache`` lives for the whole run and is saved in the run's checkpoint, so whatever a
+    strategy stores there (numpy arrays, numbers, strings) survives a resume.
+    ``diagnostics`` are numbers the strategy wants in this cycle's results row.
+    """
+
+    labelled: np.ndarray
+    unlabelled: np.ndarray
+    outputs: PoolOutputs
+    needs: frozenset[str]
+    rng: np.random.Generator
+    cache: dict[str, Any] = field(default_factory=dict)
+    task: str = "multiclass"
+    num_classes: int = 0
+    cycle: int = 0
+    pool_size: int = 0
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+    def indices(self, which: str = "unlabelled") -> np.ndarray:
+        if which == "unlabelled":
+            return self.unlabelled
+        if which == "labelled":
+            return self.labelled
+        if which == "pool":
+            return np.arange(self.pool_size, dtype=np.int64)
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+
+    def _require(self, kind: str) -> None:
+        if kind not in self.needs:
+            raise SelectionError(
+                f"the strategy asked for {kind!r} but did not declare it in `needs` "
+                f"(declared: {sorted(self.needs)})"
+            )
+
+    def probs(self, which: str = "unlabelled") -> np.ndarray:
+        self._require("probs")
+        return self.outputs.probs(self.indices(which))
+
+    def embeddings(self, which: str = "unlabelled") -> np.ndarray:
+        self._require("embeddings")
+        return self.outputs.embeddings(self.indices(which))
+
+    def mc_probs(self, passes: int, which: str = "unlabelled") -> np.ndarray:
+        self._require("mc_probs")
+        return self.outputs.mc_probs(self.indices(which), passes)
+
+    def grad_embeddings(self, which: str = "unlabelled") -> GradEmbedding:
+        """Gradient of the cross-entropy at the pseudo-label w.r.t. the last layer, factorised.
+
+        For softmax outputs d CE(ŷ) / d logits = p − onehot(ŷ); BADGE uses its negation
+        (onehot − p). The sign does not change any distance.
+        """
+        self._require("grad_embeddings")
+        idx = self.indices(which)
+        probs = self.outputs.probs(idx)
+        scale = -probs.astype(np.float32, copy=True)
+        scale[np.arange(len(idx)), probs.argmax(axis=1)] += 1.0
+        return GradEmbedding(scale=scale, features=self.outputs.embeddings(idx))
+
+    @property
+    def model(self) -> Any:
+        self._require("model")
+        return self.outputs.model
+
+    @property
+    def device(self) -> Any:
+        return self.outputs.device
+
+    def record(self, key: str, value: float) -> None:
+        """Put a diagnostic number (e.g. CoreSet's cover radius) into this cycle's row."""
+        self.diagnostics[key] = float(value)
+
+
+class Strategy(ABC):
+    """Base class. Subclasses set ``needs`` and implement `select`.
+
+    Constructor keyword arguments are the strategy's config parameters
+    (``configs/strategy/<name>.yaml``, everything but ``name``).
+    """
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def prepare(self, ctx: SelectionContext) -> None:
+        """Optional work before `select`, timed separately (e.g. Cluster-Margin's one-time
+        clustering of the pool, kept in ``ctx.cache``). Called every cycle."""
+
+    @abstractmethod
+    def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
+        """Return ``budget`` unique unlabelled pool indices (all of them if fewer remain)."""
+
+    def training_addon(self) -> Any | None:
+        """An optional module + loss the trainer adds while training (e.g. Learning Loss)."""
+        return None
+
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters, as configured (for results rows and labels)."""
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+def register_strategy(name: str):
+    """Class decorator: register a `Strategy` subclass under ``name`` and set its ``name``."""
+
+    def add(cls: type[Strategy]) -> type[Strategy]:
+        unknown = set(cls.needs) - OUTPUT_KINDS
+        if unknown:
+            raise ValueError(f"strategy {name!r} declares unknown outputs {sorted(unknown)}")
+        cls.name = name
+        return STRATEGIES.register(name)(cls)
+
+    return add
+
+
+def build_strategy(cfg: Mapping[str, Any]) -> Strategy:
+    """Instantiate from a config mapping ``{"name": ..., **params}``."""
+    params = dict(cfg)
+    name = params.pop("name", None)
+    if name is None:
+        raise ConfigError("the strategy config has no `name`; pick one with strategy=<name>")
+    cls = STRATEGIES.get(name)
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"strategy {name!r} has no parameter(s) {unknown}; valid: {accepted or 'none'}"
+        )
+    return cls(**params)
+
+
+def validate_picks(picks: np.ndarray, ctx: SelectionContext, budget: int, name: str) -> np.ndarray:
+    """Check the selection contract; a violation is a bug in the strategy, so raise loudly."""
+    picks = np.asarray(picks, dtype=np.int64).ravel()
+    expected = min(budget, len(ctx.unlabelled))
+    if len(picks) != expected:
+        raise SelectionError(f"strategy {name!r} returned {len(picks)} indices, expected {expected}")
+    if len(np.unique(picks)) != len(picks):
+        raise SelectionError(f"strategy {name!r} returned duplicate indices")
+    if not np.isin(picks, ctx.unlabelled).all():
+        raise SelectionError(f"strategy {name!r} returned indices that are not unlabelled")
+    return picks

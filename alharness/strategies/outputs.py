@@ -1,0 +1,61 @@
+"""`ArrayOutputs`: pool outputs held as precomputed arrays.
+
+Used by tests and by ``scripts/bench_selection.py`` to run any strategy without training
+a network; the runner uses `alharness.training.inference.TorchPoolOutputs` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class ArrayOutputs:
+    """Serve ``probs``/``embeddings``/``mc_probs`` from arrays indexed by pool position.
+
+    ``model`` may be any object with a ``head(z)`` (e.g. a ``torch.nn.Linear`` wrapped by
+    `alharness.models.linear_head.LinearHead`) for strategies that need the classifier head.
+    """
+
+    def __init__(
+        self,
+        probs: np.ndarray | None = None,
+        embeddings: np.ndarray | None = None,
+        mc_probs: np.ndarray | None = None,
+        model: Any = None,
+        device: Any = "cpu",
+    ) -> None:
+        self._probs = probs
+        self._embeddings = embeddings
+        self._mc_probs = mc_probs
+        self._model = model
+        self._device = device
+
+    @staticmethod
+    def _take(array: np.ndarray | None, idx: np.ndarray, what: str, axis: int = 0) -> np.ndarray:
+        if array is None:
+            raise ValueError(f"ArrayOutputs was built without {what}")
+        return np.take(array, idx, axis=axis)
+
+    def probs(self, idx: np.ndarray) -> np.ndarray:
+        return self._take(self._probs, idx, "probs")
+
+    def embeddings(self, idx: np.ndarray) -> np.ndarray:
+        return self._take(self._embeddings, idx, "embeddings")
+
+    def mc_probs(self, idx: np.ndarray, passes: int) -> np.ndarray:
+        samples = self._take(self._mc_probs, idx, "mc_probs", axis=1)
+        if samples.shape[0] < passes:
+            raise ValueError(f"ArrayOutputs holds {samples.shape[0]} MC passes, {passes} asked")
+        return samples[:passes]
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            raise ValueError("ArrayOutputs was built without a model")
+        return self._model
+
+    @property
+    def device(self) -> Any:
+        return self._device

@@ -1,0 +1,1 @@
+"""Training, evaluation and pool inference; device choice and seeding."""

@@ -1,0 +1,35 @@
+"""Device choice and seeding."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from alharness.errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → CUDA if present, else CPU; ``cpu`` forces the CPU; ``cuda[:i]`` demands a GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA GPU is visible; use device=cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device={name!r} is not a torch device: {exc}") from exc
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) for one deterministic block of work."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from a tuple (run seed, cycle, purpose), stable across runs and resumes."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint32).view(np.uint64)[0]
+               >> np.uint64(1))

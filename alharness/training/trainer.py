@@ -1,0 +1,169 @@
+"""Train a backbone on the labelled set; evaluate it on the test set.
+
+The trainer knows nothing of strategies. A strategy that must learn something alongside
+the classifier (e.g. Learning Loss) passes a `TrainingAddon`; the trainer only calls it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from alharness.errors import ConfigError, HarnessError
+
+
+class TrainingError(HarnessError):
+    """Training diverged (NaN/inf loss)."""
+
+
+class TrainingAddon(Protocol):
+    """Something a strategy trains jointly with the classifier."""
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Extra parameters for the optimiser."""
+
+    def extra_loss(self, model: nn.Module, per_example_loss: torch.Tensor, epoch: int) -> torch.Tensor:
+        """A scalar added to the classification loss for the current batch."""
+
+
+@dataclass
+class TrainerConfig:
+    """``configs/trainer/*.yaml``. ``reinit`` restores the run's initial weights every cycle
+    (ALFA-Mix / BADGE protocol); ``stop_at_train_acc`` ends training once an epoch's
+    training accuracy reaches it (BADGE's rule, 0.99 in ALFA-Mix)."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 30
+    batch_size: int = 64
+    lr_schedule: str = "none"
+    stop_at_train_acc: float | None = None
+    reinit: bool = True
+    amp: bool = True
+    num_workers: int = 0
+    eval_batch_size: int = 512
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any]) -> TrainerConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ConfigError(f"unknown trainer option(s) {unknown}; valid: {sorted(known)}")
+        out = cls(**dict(cfg))
+        if out.optimizer not in ("adam", "sgd"):
+            raise ConfigError(f"trainer.optimizer={out.optimizer!r}; use adam or sgd")
+        if out.lr_schedule not in ("none", "cosine"):
+            raise ConfigError(f"trainer.lr_schedule={out.lr_schedule!r}; use none or cosine")
+        if out.epochs < 1 or out.batch_size < 1:
+            raise ConfigError("trainer.epochs and trainer.batch_size must be positive")
+        return out
+
+
+@dataclass
+class TrainResult:
+    epochs: int
+    loss: float
+    train_accuracy: float
+    seconds: float
+
+
+def loss_function(task: str) -> nn.Module:
+    """Per-example loss: cross-entropy (multi-class) or per-class BCE summed (multi-label)."""
+    if task == "multilabel":
+        bce = nn.BCEWithLogitsLoss(reduction="none")
+        return _SumOverClasses(bce)
+    return nn.CrossEntropyLoss(reduction="none")
+
+
+class _SumOverClasses(nn.Module):
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(logits, targets).sum(dim=1)
+
+
+def _correct(logits: torch.Tensor, targets: torch.Tensor, task: str) -> float:
+    if task == "multilabel":  # exact-match of the thresholded label set
+        return float(((logits > 0) == (targets > 0.5)).all(dim=1).sum())
+    return float((logits.argmax(dim=1) == targets).sum())
+
+
+def _optimiser(params: list[nn.Parameter], cfg: TrainerConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def loader(dataset: Dataset, indices: np.ndarray | None, batch_size: int, device: torch.device,
+           num_workers: int = 0, shuffle: bool = False,
+           generator: torch.Generator | None = None) -> DataLoader:
+    """A DataLoader over ``dataset[indices]`` with pinned memory on CUDA."""
+    subset = dataset if indices is None else Subset(dataset, np.asarray(indices).tolist())
+    return DataLoader(subset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=num_workers, pin_memory=device.type == "cuda",
+                      persistent_workers=False)
+
+
+def train(model: nn.Module, dataset: Dataset, indices: np.ndarray, task: str,
+          cfg: TrainerConfig, seed: int, device: torch.device, progress: bool = False,
+          addon: TrainingAddon | None = None) -> TrainResult:
+    """Train ``model`` in place on ``dataset[indices]``; deterministic given ``seed``."""
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    data = loader(dataset, indices, cfg.batch_size, device, cfg.num_workers, shuffle=True,
+                  generator=generator)
+    params = list(model.parameters()) + (list(addon.parameters()) if addon else [])
+    optimiser = _optimiser(params, cfg)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, cfg.epochs)
+                if cfg.lr_schedule == "cosine" else None)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    criterion = loss_function(task)
+    model.to(device).train()
+    loss_mean, acc, epoch = float("nan"), 0.0, 0
+    bar = tqdm(range(cfg.epochs), desc="  train", leave=False, disable=not progress, unit="ep")
+    for epoch in bar:
+        total_loss, correct, seen = 0.0, 0.0, 0
+        for x, y in data:
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                logits = model(x)
+                per_example = criterion(logits.float(), y)
+                loss = per_example.mean()
+                if addon is not None:
+                    loss = loss + addon.extra_loss(model, per_example, epoch)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"training loss became {loss.item()} at epoch {epoch} (lr={cfg.lr}); "
+                    "lower trainer.lr or check the data for NaNs")
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            total_loss += float(loss) * len(y)
+            correct += _correct(logits.detach(), y, task)
+            seen += len(y)
+        if schedule is not None:
+            schedule.step()
+        loss_mean, acc = total_loss / max(seen, 1), correct / max(seen, 1)
+        bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{acc:.3f}")
+        if cfg.stop_at_train_acc is not None and acc >= cfg.stop_at_train_acc:
+            break
+    model.eval()
+    return TrainResult(epochs=epoch + 1, loss=loss_mean, train_accuracy=acc,
+                       seconds=time.perf_counter() - start)

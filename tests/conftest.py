@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny configs composed the way ``run.py`` composes them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+#: Overrides that keep an end-to-end run to a second or two on 2 CPU cores.
+FAST = ["seeds=[0]", "budget.initial=20", "budget.batch=10", "budget.cycles=2",
+        "trainer.epochs=3", "progress=false", "device=cpu"]
+
+
+def compose_config(overrides: list[str], results_dir: Path) -> dict:
+    """The resolved config dict ``run.py`` would pass to the runner."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, f"results_dir={results_dir}"])
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """``make_config(["strategy=entropy"])`` → resolved dict writing into a tmp results dir."""
+
+    def make(overrides: list[str] = (), fast: bool = True) -> dict:
+        return compose_config([*(FAST if fast else []), *overrides], tmp_path / "results")
+
+    return make
+
+
+def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python run.py ARGS`` as a user would; returns the finished process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
