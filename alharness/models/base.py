@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from alharness.data.base import DatasetInfo
 from alharness.errors import CheckpointError, ConfigError
+from alharness.info import DatasetInfo
 from alharness.registry import Registry
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from alharness.data.base import DatasetInfo
+from alharness.info import DatasetInfo
 from alharness.models.base import Backbone, register_backbone
 
 

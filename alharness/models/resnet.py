@@ -7,7 +7,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision import models as tv_models
 
-from alharness.data.base import DatasetInfo
+from alharness.info import DatasetInfo
 from alharness.models.base import Backbone, register_backbone, require_image_input
 
 DEPTHS = {"resnet18": tv_models.resnet18, "resnet101": tv_models.resnet101}

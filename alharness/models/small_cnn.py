@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from alharness.data.base import DatasetInfo
+from alharness.info import DatasetInfo
 from alharness.models.base import Backbone, register_backbone, require_image_input
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import timm
 import torch
 
-from alharness.data.base import DatasetInfo
 from alharness.errors import ConfigError
+from alharness.info import DatasetInfo
 from alharness.models.base import Backbone, register_backbone, require_image_input
 
 
