@@ -22,9 +22,6 @@ def top_k(scores: np.ndarray, k: int, rng: np.random.Generator | None = None,
     keyed = scores[order]
     if largest:
         keyed = -keyed
-    if k < n:
-        part = np.argpartition(keyed, k - 1)[:k]
-    else:
-        part = np.arange(n)
+    part = np.argpartition(keyed, k - 1)[:k] if k < n else np.arange(n)
     part = part[np.argsort(keyed[part], kind="stable")]
     return order[part].astype(np.int64)

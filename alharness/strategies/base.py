@@ -149,6 +149,7 @@ class Strategy(ABC):
     def prepare(self, ctx: SelectionContext) -> None:
         """Optional work before `select`, timed separately (e.g. Cluster-Margin's one-time
         clustering of the pool, kept in ``ctx.cache``). Called every cycle."""
+        return None
 
     @abstractmethod
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
