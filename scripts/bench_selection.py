@@ -47,7 +47,7 @@ def run_one(args: argparse.Namespace) -> dict:
     params = dict(p.split("=", 1) for p in args.param)
     strategy = build_strategy({"name": args.strategy, **{k: parse_value(v) for k, v in params.items()}})
     groups = args.n // 100 if args.duplicates else 0
-    x, _, _, _ = make_blobs(args.n, args.dim, args.classes, args.seed, args.separation,
+    x, y, _, _ = make_blobs(args.n, args.dim, args.classes, args.seed, args.separation,
                             duplicate_groups=groups, duplicate_size=10)
     head = LinearHead.nearest_centre(blob_centres(args.dim, args.classes, args.seed,
                                                   args.separation), scale=args.temperature)
@@ -68,7 +68,7 @@ def run_one(args: argparse.Namespace) -> dict:
     ctx = SelectionContext(labelled=labelled, unlabelled=np.flatnonzero(mask),
                            outputs=ArrayOutputs(probs, x, mc, head), needs=frozenset(needs),
                            rng=rng, cache={}, task="multiclass", num_classes=args.classes,
-                           cycle=0, pool_size=args.n)
+                           cycle=0, pool_size=args.n, labelled_targets=y[labelled])
     t0 = time.perf_counter()
     strategy.prepare(ctx)
     t1 = time.perf_counter()

@@ -178,7 +178,8 @@ def _select(exp: Experiment, strategy, model, state: LoopState, seed: int, cycle
         labelled=state.labelled, unlabelled=np.flatnonzero(~is_labelled), outputs=outputs,
         needs=needs, rng=np.random.default_rng(derive_seed(seed, cycle, _SELECT)),
         cache=state.cache, task=data.info.task, num_classes=data.info.num_classes,
-        cycle=cycle, pool_size=data.pool_size)
+        cycle=cycle, pool_size=data.pool_size,
+        labelled_targets=data.pool_targets[state.labelled])
     started = time.perf_counter()
     strategy.prepare(ctx)
     prepared = time.perf_counter()

@@ -67,6 +67,9 @@ class SelectionContext:
     ``cache`` lives for the whole run and is saved in the run's checkpoint, so whatever a
     strategy stores there (numpy arrays, numbers, strings) survives a resume.
     ``diagnostics`` are numbers the strategy wants in this cycle's results row.
+    ``labelled_targets`` are the oracle's labels of ``labelled`` (aligned with it; int ids,
+    or multi-hot rows for multi-label), for strategies that use true labels (ALFA-Mix's
+    class anchors); None where the caller has none.
     """
 
     labelled: np.ndarray
@@ -80,6 +83,7 @@ class SelectionContext:
     cycle: int = 0
     pool_size: int = 0
     diagnostics: dict[str, float] = field(default_factory=dict)
+    labelled_targets: np.ndarray | None = None
 
     def indices(self, which: str = "unlabelled") -> np.ndarray:
         if which == "unlabelled":
