@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import Dataset
 
 from alharness.errors import ConfigError
-from alharness.info import TASKS, DatasetInfo
+from alharness.info import DatasetInfo
 from alharness.registry import Registry
+
 
 @dataclass
 class PoolData:

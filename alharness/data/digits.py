@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from alharness.data.base import DatasetInfo, PoolData, register_dataset, seeded_split, tensor_pool_data
+from alharness.data.base import (
+    DatasetInfo,
+    PoolData,
+    register_dataset,
+    seeded_split,
+    tensor_pool_data,
+)
 
 
 @register_dataset("digits")

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from alharness.data.base import DatasetInfo, PoolData, register_dataset, seeded_split, tensor_pool_data
+from alharness.data.base import (
+    DatasetInfo,
+    PoolData,
+    register_dataset,
+    seeded_split,
+    tensor_pool_data,
+)
 from alharness.errors import ConfigError, DataError
 
 
