@@ -155,7 +155,7 @@ def train(model: nn.Module, dataset: Dataset, indices: np.ndarray, task: str,
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
-            total_loss += float(loss) * len(y)
+            total_loss += float(loss.detach()) * len(y)
             correct += _correct(logits.detach(), y, task)
             seen += len(y)
         if schedule is not None:

@@ -1,0 +1,211 @@
+"""The AL loop end to end: rows, resume after a kill, determinism, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alharness.errors import CheckpointError, ConfigError, DataError
+from alharness.loop import runner as runner_module
+from alharness.loop.identity import run_id
+from alharness.loop.runner import run_experiment
+from tests.conftest import FAST, run_cli
+
+VOLATILE = ["train_seconds", "select_seconds", "prepare_seconds", "wall_seconds", "code_version"]
+
+
+def run_folders(results: Path) -> list[Path]:
+    return sorted(p.parent for p in results.rglob("rows.csv"))
+
+
+def stable_rows(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "rows.csv").drop(columns=VOLATILE, errors="ignore")
+
+
+def picks(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / "picks.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_cli_writes_one_row_per_cycle_and_a_summary(tmp_path):
+    """The issue's check: strategy=entropy seeds=[0] budget.cycles=2 → cycles 0..2."""
+    proc = run_cli(["strategy=entropy", "seeds=[0]", "budget.cycles=2", "trainer.epochs=3",
+                    "progress=false", f"results_dir={tmp_path}"])
+    assert proc.returncode == 0, proc.stderr
+    assert "mean ± std over seeds" in proc.stdout
+    (folder,) = run_folders(tmp_path)
+    assert folder.parent.name == "digits-small_cnn"
+    rows = pd.read_csv(folder / "rows.csv")
+    assert rows["cycle"].tolist() == [0, 1, 2]
+    assert rows["n_labelled"].tolist() == [20, 40, 60]
+    assert (rows["strategy"] == "entropy").all() and (rows["metric_name"] == "accuracy").all()
+    assert rows["metric"].between(0, 1).all()
+    assert np.isnan(rows["select_seconds"].iloc[-1]) and rows["n_selected"].tolist() == [20, 20, 0]
+    assert {"config.yaml", "picks.npz", "state.pt", "status.json"} <= {p.name for p in folder.iterdir()}
+    assert json.loads((folder / "status.json").read_text())["status"] == "finished"
+    chosen = picks(folder)
+    labelled = np.concatenate([chosen["initial"], chosen["cycle_0"], chosen["cycle_1"]])
+    assert len(np.unique(labelled)) == 60
+
+
+def test_same_config_and_seed_give_identical_picks(make_config, tmp_path):
+    first = make_config(["strategy=margin"])
+    second = {**first, "results_dir": str(tmp_path / "again")}
+    run_experiment(first)
+    run_experiment(second)
+    (a,) = run_folders(Path(first["results_dir"]))
+    (b,) = run_folders(Path(second["results_dir"]))
+    assert a.name == b.name  # the run id is the config's, not the time's
+    for key, value in picks(a).items():
+        np.testing.assert_array_equal(value, picks(b)[key])
+    pd.testing.assert_frame_equal(stable_rows(a), stable_rows(b))
+
+
+def test_initial_set_is_shared_across_strategies_and_differs_across_seeds(make_config):
+    run_experiment(make_config(["strategy=random", "seeds=[0,1]", "budget.cycles=0"]))
+    cfg = make_config(["strategy=entropy", "seeds=[0]", "budget.cycles=0"])
+    run_experiment(cfg)
+    by_run = {f.name: picks(f)["initial"] for f in run_folders(Path(cfg["results_dir"]))}
+    random0 = next(v for k, v in by_run.items() if k.startswith("random-s0"))
+    random1 = next(v for k, v in by_run.items() if k.startswith("random-s1"))
+    entropy0 = next(v for k, v in by_run.items() if k.startswith("entropy-s0"))
+    np.testing.assert_array_equal(random0, entropy0)
+    assert not np.array_equal(random0, random1)
+
+
+def test_killed_run_resumes_at_last_finished_cycle_with_identical_results(make_config, tmp_path,
+                                                                           monkeypatch):
+    cfg = make_config(["strategy=margin", "budget.cycles=3"])
+    clean = {**cfg, "results_dir": str(tmp_path / "clean")}
+    run_experiment(clean)
+
+    real_train, calls = runner_module.train, []
+
+    def train_then_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # killed while training cycle 2
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train", train_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+    (folder,) = run_folders(Path(cfg["results_dir"]))
+    assert json.loads((folder / "status.json").read_text()) ["cycles_done"] == 2
+    assert len(pd.read_csv(folder / "rows.csv")) == 2
+
+    resumed_cycles = []
+    monkeypatch.setattr(runner_module, "train",
+                        lambda *a, **k: resumed_cycles.append(1) or real_train(*a, **k))
+    run_experiment(cfg)
+    assert len(resumed_cycles) == 2  # cycles 2 and 3 only
+    (reference,) = run_folders(Path(clean["results_dir"]))
+    pd.testing.assert_frame_equal(stable_rows(folder), stable_rows(reference))
+    for key, value in picks(reference).items():
+        np.testing.assert_array_equal(picks(folder)[key], value)
+
+
+def test_finished_run_is_skipped_not_retrained(make_config, monkeypatch):
+    cfg = make_config(["strategy=least_confidence"])
+    run_experiment(cfg)
+    monkeypatch.setattr(runner_module, "train", lambda *a, **k: pytest.fail("retrained"))
+    rows = run_experiment(cfg)
+    assert rows["cycle"].tolist() == [0, 1, 2]
+
+
+def test_continue_training_mode_checkpoints_weights(make_config, monkeypatch):
+    """trainer.reinit=false keeps training the same model, so a resume needs its weights."""
+    cfg = make_config(["trainer.reinit=false", "budget.cycles=1"])
+    run_experiment(cfg)
+    (folder,) = run_folders(Path(cfg["results_dir"]))
+    import torch
+
+    state = torch.load(folder / "state.pt", weights_only=False)
+    assert state["model_state"] is not None
+
+
+def test_budget_larger_than_pool_is_one_line_error_and_writes_nothing(tmp_path):
+    proc = run_cli([*FAST, "budget.cycles=1000", f"results_dir={tmp_path}"])
+    assert proc.returncode != 0
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "pool has 1438" in proc.stderr and "lower budget" in proc.stderr
+    assert run_folders(tmp_path) == []
+
+
+def test_corrupt_checkpoint_is_one_line_error_and_keeps_results(make_config, tmp_path):
+    cfg = make_config(["budget.cycles=2"])
+    run_experiment(cfg)
+    (folder,) = run_folders(Path(cfg["results_dir"]))
+    (folder / "status.json").write_text(json.dumps({"status": "running", "cycles_done": 2}))
+    (folder / "state.pt").write_bytes(b"not a checkpoint")
+    before = (folder / "rows.csv").read_bytes()
+    with pytest.raises(CheckpointError, match="corrupt.*delete"):
+        run_experiment(cfg)
+    assert (folder / "rows.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        (["strategy.name=nope"], ConfigError, "unknown strategy 'nope'; valid names:"),
+        (["+strategy.nope=1"], ConfigError, "has no parameter"),
+        (["dataset=features", "dataset.path=/no/such/file.npz"], DataError, "does not exist"),
+        (["trainer.optimizer=lbfgs"], ConfigError, "use adam or sgd"),
+        (["backbone=vgg16"], ConfigError, "at least 32×32"),
+        (["budget.batch=[10]", "budget.cycles=2"], ConfigError, "one per cycle"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_folder_is_created(make_config, overrides, error, message):
+    cfg = make_config(overrides)
+    with pytest.raises(error, match=re.escape(message)):
+        run_experiment(cfg)
+    assert not Path(cfg["results_dir"]).exists()
+
+
+def test_cli_prints_harness_errors_as_one_line(tmp_path):
+    proc = run_cli([*FAST, "trainer.optimizer=lbfgs", f"results_dir={tmp_path}"])
+    assert proc.returncode == 2
+    assert proc.stderr == "error: trainer.optimizer='lbfgs'; use adam or sgd\n"
+
+
+def test_unknown_config_group_option_lists_the_valid_ones(tmp_path):
+    proc = run_cli([*FAST, "strategy=nope", f"results_dir={tmp_path}"])
+    assert proc.returncode != 0
+    assert "margin" in proc.stderr and "entropy" in proc.stderr
+
+
+def test_resume_refuses_a_folder_written_by_another_config(make_config):
+    cfg = make_config([])
+    run_experiment(cfg)
+    (folder,) = run_folders(Path(cfg["results_dir"]))
+    identity = json.loads((folder / "identity.json").read_text())
+    identity["trainer"]["lr"] = 123.0
+    (folder / "identity.json").write_text(json.dumps(identity))
+    with pytest.raises(CheckpointError, match="different config"):
+        run_experiment(cfg)
+
+
+def test_run_id_ignores_output_location_and_logging(make_config, tmp_path):
+    cfg = make_config([])
+    moved = {**cfg, "results_dir": str(tmp_path / "elsewhere"), "progress": True,
+             "logger": {"name": "wandb"}}
+    assert run_id(cfg, 0) == run_id(moved, 0)
+    assert run_id(cfg, 0) != run_id(cfg, 1)
+    assert run_id(cfg, 0) != run_id({**cfg, "trainer": {**cfg["trainer"], "lr": 0.5}}, 0)
+
+
+def test_features_dataset_trains_a_linear_head(make_config, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    np.savez(tmp_path / "emb.npz", X=x, y=y)
+    cfg = make_config(["dataset=features", f"dataset.path={tmp_path / 'emb.npz'}",
+                       "backbone=linear", "trainer.epochs=30", "trainer.lr=0.05"])
+    rows = run_experiment(cfg)
+    assert rows["n_pool"].iloc[0] == 240 and rows["backbone"].iloc[0] == "mlp"
+    assert rows["metric"].iloc[-1] > 0.8  # one informative coordinate: easy
