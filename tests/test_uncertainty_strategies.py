@@ -8,8 +8,13 @@ import pytest
 
 from alharness.errors import ConfigError, SelectionError
 from alharness.ops.topk import top_k
-from alharness.strategies import STRATEGIES, SelectionContext, build_strategy, validate_picks
-from alharness.strategies import scores
+from alharness.strategies import (
+    STRATEGIES,
+    SelectionContext,
+    build_strategy,
+    scores,
+    validate_picks,
+)
 from alharness.strategies.outputs import ArrayOutputs
 
 
