@@ -1,0 +1,18 @@
+"""logger=wandb logs the same rows offline, into the run's folder, with no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alharness.loop.runner import run_experiment
+
+
+def test_wandb_offline_run_is_written_next_to_the_results(make_config, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = make_config(["logger=wandb", "budget.cycles=1"])
+    rows = run_experiment(cfg)
+    (folder,) = {p.parent for p in Path(cfg["results_dir"]).rglob("rows.csv")}
+    offline = list((folder / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1, list(folder.rglob("*"))
+    history = offline[0] / f"run-{rows['run_id'].iloc[0]}.wandb"
+    assert history.is_file() and history.stat().st_size > 0
