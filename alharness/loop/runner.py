@@ -148,6 +148,10 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
                **metrics, "train_loss": fit.loss, "train_accuracy": fit.train_accuracy,
                "train_epochs": fit.epochs, "train_seconds": fit.seconds,
                "n_selected": 0, "select_seconds": float("nan")}
+        if data.val is not None:  # reported only; nothing in the loop selects on it
+            row.update({f"val_{k}": v for k, v in evaluate(
+                model, data.val, data.val_targets, data.info.task, exp.device,
+                exp.trainer.eval_batch_size, exp.trainer.num_workers).items()})
         if cycle < budget.cycles:
             picks, seconds, diagnostics = _select(exp, strategy, model, state, seed, cycle,
                                                   batches[cycle])

@@ -68,7 +68,9 @@ def require_image_input(name: str, info: DatasetInfo, min_size: int = 1) -> tupl
     c, h, w = info.input_shape
     if min(h, w) < min_size:
         raise ConfigError(f"backbone {name!r} needs images of at least {min_size}×{min_size}, "
-                          f"dataset {info.name!r} has {h}×{w}; use backbone=small_cnn or mlp")
+                          f"dataset {info.name!r} has {h}×{w}; resize them with "
+                          f"dataset.image_size={min_size} (image datasets that support it) "
+                          "or use backbone=small_cnn or mlp")
     return c, h, w
 
 

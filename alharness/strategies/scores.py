@@ -22,6 +22,12 @@ def margin(probs: np.ndarray, task: str = "multiclass", aggregate: str = "min") 
 
     Multi-label: per class the binary margin |p − (1 − p)| = |2p − 1|, aggregated over
     classes by ``min`` (the most uncertain class decides) or ``mean``.
+
+    Cluster-Margin's Open Images setting is multi-label (Citovsky et al., 2021, Sec. 5.1),
+    but which aggregate the paper uses could not be confirmed from its text (unverified).
+    ``min`` is the default because with one class it is exactly the binary margin and an
+    image stays informative if any one class is uncertain; ``mean`` is dominated by the
+    many confidently absent classes once there are thousands of them.
     """
     _check_task(task)
     if task == "multilabel":
