@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from alharness.data.base import PoolData, register_dataset
@@ -70,7 +70,7 @@ class JpegImages(Dataset):
                 img = img.convert("RGB").resize((self.size, self.size),
                                                 Image.Resampling.BILINEAR)
                 pixels = torch.from_numpy(np.array(img)).permute(2, 0, 1)
-        except (OSError, UnidentifiedImageError) as exc:
+        except OSError as exc:  # includes PIL's UnidentifiedImageError
             raise DataError(f"cannot read image {path} ({exc}); replace it, or delete it "
                             "and the manifest under <root>/manifests/") from exc
         return self.transform(pixels), torch.from_numpy(self.targets[j].astype(np.float32))

@@ -34,7 +34,7 @@ class ImageTransform:
         return self.crop_padding > 0 or self.flip
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.to(torch.float32).div_(255.0)
+        x = image.to(torch.float32) / 255.0
         if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
             x = F.interpolate(x[None], size=(self.size, self.size), mode="bilinear",
                               antialias=True, align_corners=False)[0]
