@@ -116,14 +116,19 @@ class SelectionContext:
     def grad_embeddings(self, which: str = "unlabelled") -> GradEmbedding:
         """Gradient of the cross-entropy at the pseudo-label w.r.t. the last layer, factorised.
 
-        For softmax outputs d CE(ŷ) / d logits = p − onehot(ŷ); BADGE uses its negation
-        (onehot − p). The sign does not change any distance.
+        For softmax outputs d CE(ŷ) / d logits = p − onehot(ŷ), ŷ = argmax p; BADGE uses its
+        negation (onehot − p). The sign does not change any distance. Multi-label (per-class
+        sigmoid + binary cross-entropy) has the same form per class with ŷ_c = [p_c > 0.5],
+        so the scale is ŷ − p.
         """
         self._require("grad_embeddings")
         idx = self.indices(which)
         probs = self.outputs.probs(idx)
         scale = -probs.astype(np.float32, copy=True)
-        scale[np.arange(len(idx)), probs.argmax(axis=1)] += 1.0
+        if self.task == "multilabel":
+            scale += probs > 0.5
+        else:
+            scale[np.arange(len(idx)), probs.argmax(axis=1)] += 1.0
         return GradEmbedding(scale=scale, features=self.outputs.embeddings(idx))
 
     @property
