@@ -1,0 +1,274 @@
+"""Cluster-Margin: its limits (km = 1 is Margin; one cluster or singletons give a uniform
+random subset of the candidates), round-robin fairness, diversity on near-duplicates,
+clusters computed once and kept across a resume, and runs through ``run.py``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from alharness.errors import ConfigError, SelectionError
+from alharness.loop import runner as runner_module
+from alharness.loop.run_folder import LoopState, RunFolder
+from alharness.loop.runner import run_experiment
+from alharness.strategies import SelectionContext, build_strategy, validate_picks
+from alharness.strategies.cluster_margin import CACHE_KEY, ClusterMargin, round_robin
+from alharness.strategies.outputs import ArrayOutputs
+from tests.conftest import FAST, ROOT, run_cli
+
+
+def two_class_probs(margin: np.ndarray) -> np.ndarray:
+    """Binary probabilities whose top-1 − top-2 gap is ``margin``."""
+    p = 0.5 + margin / 2
+    return np.stack([p, 1 - p], axis=1).astype(np.float32)
+
+
+def context(probs: np.ndarray, embeddings: np.ndarray | None = None, labelled=(), seed: int = 0,
+            task: str = "multiclass", cache: dict | None = None) -> SelectionContext:
+    n = len(probs)
+    labelled = np.asarray(labelled, dtype=np.int64)
+    return SelectionContext(
+        labelled=labelled, unlabelled=np.setdiff1d(np.arange(n), labelled),
+        outputs=ArrayOutputs(probs=probs, embeddings=embeddings),
+        needs=frozenset({"probs", "embeddings"}), rng=np.random.default_rng(seed),
+        cache={} if cache is None else cache, task=task, pool_size=n)
+
+
+def run(ctx: SelectionContext, budget: int, **params) -> np.ndarray:
+    strategy = build_strategy({"name": "cluster_margin", **params})
+    strategy.prepare(ctx)
+    return validate_picks(strategy.select(ctx, budget), ctx, budget, "cluster_margin")
+
+
+def with_clusters(labels: np.ndarray) -> dict:
+    """A cache as `ClusterMargin.prepare` leaves it, with given cluster ids."""
+    return {CACHE_KEY: {"labels": np.asarray(labels), "epsilon": 1.0, "cycle": 0}}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """200 points in 2-d, distinct margins, the 40 lowest at positions 0…39."""
+    rng = np.random.default_rng(0)
+    margin = np.concatenate([np.linspace(0.0, 0.2, 40), np.linspace(0.3, 1.0, 160)])
+    order = rng.permutation(200)
+    margin[order] = margin.copy()  # shuffle positions, remember where the candidates went
+    return two_class_probs(margin), rng.normal(size=(200, 2)), np.sort(order[:40])
+
+
+@pytest.mark.parametrize("task,aggregate", [("multiclass", "min"), ("multilabel", "min"),
+                                            ("multilabel", "mean")])
+def test_km_one_is_exactly_margins_batch(task, aggregate):
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(5), size=300).astype(np.float32)
+    probs[::7] = probs[3]  # ties, broken by the shared random stream
+    emb = rng.normal(size=(300, 4))
+    for seed in range(5):
+        margin = build_strategy({"name": "margin", "multilabel_aggregate": aggregate}).select(
+            context(probs, emb, labelled=range(20), seed=seed, task=task), 25)
+        ours = run(context(probs, emb, labelled=range(20), seed=seed, task=task), 25, km=1,
+                   multilabel_aggregate=aggregate, knn_k=5)
+        np.testing.assert_array_equal(ours, margin)
+
+
+@pytest.mark.parametrize("clustering", [{"epsilon": 0.0}, {"epsilon": 1e9},
+                                        {"target_cluster_size": 1}, {"target_cluster_size": 200}])
+def test_singletons_or_one_cluster_pick_a_uniform_random_subset_of_the_candidates(pool,
+                                                                                    clustering):
+    probs, emb, candidates = pool
+    counts = np.zeros(200)
+    seeds = 300
+    ctx = context(probs, emb)
+    labels = None
+    for seed in range(seeds):
+        ctx = context(probs, emb, seed=seed, cache=None if labels is None else labels)
+        picks = run(ctx, 20, km=2, knn_k=8, **clustering)
+        labels = ctx.cache if labels is None else labels
+        assert np.isin(picks, candidates).all()
+        counts[picks] += 1
+    sizes = np.bincount(labels[CACHE_KEY]["labels"])
+    assert sorted(set(sizes)) == ([1] if len(sizes) == 200 else [200])
+    # Each candidate is picked with probability 1/2: 150 ± 8.7 per candidate over 300 runs.
+    assert (np.abs(counts[candidates] - seeds / 2) < 5 * math.sqrt(seeds / 4)).all()
+    assert counts.sum() == 20 * seeds
+
+
+def test_round_robin_visits_groups_smallest_first_one_pick_per_round():
+    groups = np.repeat([7, 3, 9, 4, 1], [8, 1, 5, 2, 3])  # candidate counts 8, 1, 5, 2, 3
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(groups))
+        picked = groups[order][round_robin(groups[order], 11, rng)]
+        # Rounds: 5 groups, then 4 (count > 1), then the 2 smallest of the 3 with count > 2.
+        assert sorted(picked[:5].tolist()) == [1, 3, 4, 7, 9]
+        assert picked[:5].tolist() == [3, 4, 1, 9, 7]  # smallest first
+        assert picked[5:9].tolist() == [4, 1, 9, 7]
+        assert picked[9:].tolist() == [1, 9]
+        assert np.unique(picked, return_counts=True)[1].tolist() == [3, 1, 2, 2, 3]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_no_cluster_gets_a_second_pick_before_every_candidate_cluster_has_one(pool, seed):
+    probs, emb, candidates = pool
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, int(rng.integers(2, 60)), size=200)
+    budget = int(rng.integers(1, 40))
+    picks = run(context(probs, emb, seed=seed, cache=with_clusters(labels)), budget, km=40 / budget)
+    assert np.isin(picks, candidates).all()
+    have = np.bincount(labels[candidates], minlength=60)
+    got = np.bincount(labels[picks], minlength=60)
+    # Round-robin: a cluster is either exhausted or within one pick of the most-picked one.
+    assert ((got == have) | (got >= got.max() - 1)).all()
+    assert (got > 0).sum() == min(budget, (have > 0).sum())
+
+
+def near_duplicate_pool(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """12 far-apart groups of 25 near-copies. Group 0 is the most uncertain throughout."""
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(12), 25)
+    emb = 20 * rng.normal(size=(12, 16))[group] + 0.01 * rng.normal(size=(300, 16))
+    margin = 0.3 + 0.02 * group + rng.uniform(0, 0.01, 300)
+    margin[group == 0] = rng.uniform(0, 0.05, 25)
+    return two_class_probs(margin), emb, group
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_near_duplicates_margin_batch_in_one_group_cluster_margin_batch_across_many(seed):
+    probs, emb, group = near_duplicate_pool(seed)
+    margin = build_strategy({"name": "margin"}).select(context(probs, emb, seed=seed), 12)
+    assert set(group[margin]) == {0}
+    ctx = context(probs, emb, seed=seed)
+    ours = run(ctx, 12, km=25, target_cluster_size=25, knn_k=10)
+    assert len(np.unique(ctx.cache[CACHE_KEY]["labels"])) == 12
+    assert len(set(group[ours])) == 12
+    assert ctx.diagnostics["cm_clusters"] == 12 and ctx.diagnostics["cm_mean_cluster_size"] == 25
+
+
+def test_prepare_clusters_once_and_reuses_the_cache(pool, monkeypatch):
+    probs, emb, _ = pool
+    calls = []
+    real = ClusterMargin.cluster
+    monkeypatch.setattr(ClusterMargin, "cluster",
+                        lambda self, e: calls.append(1) or real(self, e))
+    ctx = context(probs, emb)
+    strategy = ClusterMargin(epsilon=0.5)
+    strategy.prepare(ctx)
+    labels = ctx.cache[CACHE_KEY]["labels"]
+    # A later cycle (or a resumed run) whose outputs could not even embed the pool.
+    later = context(probs, None, labelled=[0, 1], seed=1, cache=ctx.cache)
+    later.cycle = 3
+    strategy.prepare(later)
+    assert len(calls) == 1 and later.cache[CACHE_KEY]["labels"] is labels
+    assert later.diagnostics["cm_clustered_at_cycle"] == 0
+    assert later.diagnostics["cm_epsilon"] == 0.5
+    with pytest.raises(SelectionError, match="another pool"):
+        strategy.prepare(context(probs[:100], emb[:100], cache=ctx.cache))
+
+
+def test_checkpoint_round_trips_the_cluster_cache(tmp_path, pool):
+    probs, emb, _ = pool
+    ctx = context(probs, emb)
+    ClusterMargin().prepare(ctx)
+    folder = RunFolder(tmp_path)
+    folder.start({}, {})
+    folder.save(LoopState(next_cycle=1, labelled=np.arange(3), cache=ctx.cache), finished=False)
+    restored = folder.load_state().cache[CACHE_KEY]
+    np.testing.assert_array_equal(restored["labels"], ctx.cache[CACHE_KEY]["labels"])
+    assert restored["epsilon"] == ctx.cache[CACHE_KEY]["epsilon"]
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"km": 0.5}, "km"), ({"epsilon": None, "target_cluster_size": None}, "epsilon"),
+    ({"epsilon": -1}, "epsilon"), ({"target_cluster_size": 0}, "target_cluster_size"),
+    ({"knn_k": 0}, "knn_k"), ({"knn_index": "annoy"}, "knn_index"),
+    ({"multilabel_aggregate": "max"}, "multilabel_aggregate")])
+def test_bad_parameters_are_config_errors(params, message):
+    with pytest.raises(ConfigError, match=message):
+        build_strategy({"name": "cluster_margin", **params})
+
+
+def test_fewer_candidates_than_budget_takes_all_that_remain(pool):
+    probs, emb, _ = pool
+    picks = run(context(probs, emb, labelled=range(195)), 10)
+    assert sorted(picks.tolist()) == [195, 196, 197, 198, 199]
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny CPU training is much slower with 2 OpenMP threads on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_killed_run_resumes_with_the_same_clusters_and_results(make_config, tmp_path, monkeypatch,
+                                                               one_torch_thread):
+    cfg = make_config(["strategy=cluster_margin", "budget.cycles=3"])
+    clean = {**cfg, "results_dir": str(tmp_path / "clean")}
+    clusterings = []
+    real_cluster = ClusterMargin.cluster
+    monkeypatch.setattr(ClusterMargin, "cluster",
+                        lambda self, e: clusterings.append(1) or real_cluster(self, e))
+    run_experiment(clean)
+    assert len(clusterings) == 1
+
+    real_train, calls = runner_module.train, []
+
+    def train_then_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # killed while training cycle 2
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train", train_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+    assert len(clusterings) == 2  # the interrupted run clustered in its cycle 0
+    monkeypatch.setattr(runner_module, "train", real_train)
+    run_experiment(cfg)
+    assert len(clusterings) == 2  # the resumed run did not
+    (folder,) = (p.parent for p in Path(cfg["results_dir"]).rglob("rows.csv"))
+    (reference,) = (p.parent for p in Path(clean["results_dir"]).rglob("rows.csv"))
+    rows, ref = pd.read_csv(folder / "rows.csv"), pd.read_csv(reference / "rows.csv")
+    assert (rows["cm_clustered_at_cycle"].dropna() == 0).all()
+    stable = ["cycle", "n_labelled", "metric", "cm_clusters", "cm_epsilon", "cm_candidates"]
+    pd.testing.assert_frame_equal(rows[stable], ref[stable])
+    with np.load(folder / "picks.npz") as ours, np.load(reference / "picks.npz") as theirs:
+        for key in theirs.files:
+            np.testing.assert_array_equal(ours[key], theirs[key])
+    state = torch.load(folder / "state.pt", weights_only=False)
+    assert len(state["cache"][CACHE_KEY]["labels"]) == rows["n_pool"].iloc[0]
+
+
+def test_multirun_sweeps_km_through_run_py(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    proc = run_cli(["-m", "strategy=cluster_margin", "strategy.km=1.25,10", *FAST,
+                    "budget.cycles=1", "trainer.epochs=1", f"results_dir={tmp_path}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = pd.concat(pd.read_csv(f) for f in tmp_path.glob("*/*/rows.csv"))
+    kms = sorted(json.loads(p)["km"] for p in rows["strategy_params"].unique())
+    assert kms == [1.25, 10]
+    selected = rows[rows["cycle"] == 0]
+    assert (selected["n_selected"] == 10).all() and (selected["cm_clusters"] > 1).all()
+    assert sorted(selected["cm_candidates"]) == [13, 100]
+
+
+def test_bench_selection_runs_cluster_margin(capsys):
+    """The benchmark's worker, in-process (the CLI only adds a subprocess per row)."""
+    spec = importlib.util.spec_from_file_location("bench_selection",
+                                                  ROOT / "scripts" / "bench_selection.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--strategy", "cluster_margin", "--n", "3000", "--dim", "16",
+                       "--batch", "100", "--param", "km=2", "--param", "target_cluster_size=5",
+                       "--json", "--worker"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["strategy"] == "cluster_margin" and row["n"] == 3000
+    assert row["cm_mean_cluster_size"] >= 5 and row["cm_candidates"] == 200

@@ -1,0 +1,141 @@
+"""Graph average-linkage HAC (`alharness.ops.hac`): equal to SciPy's exact average linkage
+on complete graphs, the ≤ ε cut semantics, ε from a target mean cluster size, and what
+the sparse graph changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+from alharness.ops.hac import (
+    average_linkage,
+    cut,
+    graph_edges,
+    merge_rounds,
+    threshold_for_mean_size,
+)
+from alharness.ops.knn import knn_graph
+
+
+def same_partition(p: np.ndarray, q: np.ndarray) -> bool:
+    """Equal as partitions: the label pairs are a bijection."""
+    pairs = len(np.unique(np.stack([p, q]), axis=1).T)
+    return pairs == len(np.unique(p)) == len(np.unique(q))
+
+
+def between_merges(heights: np.ndarray) -> np.ndarray:
+    """Thresholds below, between and above the merge heights. Exactly at a height (or
+    between two that differ by rounding only) the last bit of the average decides."""
+    h = np.unique(heights)
+    gap = np.flatnonzero(np.diff(h) > 1e-9 * h[1:])
+    return np.concatenate([[h[0] / 2], (h[gap] + h[gap + 1]) / 2, [h[-1] * 1.5]])
+
+
+def complete_graph(x: np.ndarray):
+    return knn_graph(x, len(x) - 1, "flat")
+
+
+def pools(count: int):
+    """Random small pools: Gaussian blobs of random size, spread and dimension."""
+    for seed in range(count):
+        rng = np.random.default_rng(seed)
+        n, d = int(rng.integers(3, 70)), int(rng.integers(1, 8))
+        centres = rng.normal(scale=rng.uniform(1, 6), size=(int(rng.integers(1, 5)), d))
+        yield seed, centres[rng.integers(0, len(centres), n)] + rng.normal(size=(n, d))
+
+
+@pytest.mark.parametrize("seed,x", list(pools(25)))
+def test_complete_graph_equals_scipy_average_linkage_cut_at_epsilon(seed, x):
+    z = linkage(x, method="average")
+    graph = complete_graph(x)
+    merges = merge_rounds(*graph_edges(graph.ids, graph.dists), len(x))
+    np.testing.assert_allclose(np.sort(merges.height), z[:, 2], rtol=1e-9, atol=1e-12)
+    cuts = between_merges(z[:, 2])
+    for eps in np.random.default_rng(seed).choice(cuts, size=min(8, len(cuts)), replace=False):
+        ours, used = average_linkage(graph.ids, graph.dists, epsilon=float(eps))
+        assert used == eps
+        assert same_partition(ours, fcluster(z, eps, criterion="distance")), (seed, eps)
+        assert same_partition(ours, cut(merges, eps))
+
+
+def test_clusters_merge_at_linkage_equal_to_epsilon_like_fcluster():
+    """fcluster's "distance" criterion keeps cophenetic distance ≤ t: a merge at exactly ε
+    happens. Integer coordinates make every distance and average exact."""
+    x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 30.0], [0.0, 36.0], [100.0, 0.0]])
+    z = linkage(x, method="average")
+    graph = complete_graph(x)
+    for eps in (5.0, np.nextafter(5.0, 0.0), 6.0, np.nextafter(6.0, 0.0)):
+        ours, _ = average_linkage(graph.ids, graph.dists, epsilon=eps)
+        assert same_partition(ours, fcluster(z, eps, criterion="distance")), eps
+    assert len(np.unique(average_linkage(graph.ids, graph.dists, epsilon=5.0)[0])) == 4
+    assert len(np.unique(average_linkage(graph.ids, graph.dists, epsilon=4.999)[0])) == 5
+
+
+def test_epsilon_zero_merges_exact_duplicates_only_and_huge_epsilon_gives_one_cluster():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 4))
+    x[10:13] = x[0]  # three copies of point 0
+    graph = knn_graph(x, 5, "flat")
+    labels, _ = average_linkage(graph.ids, graph.dists, epsilon=0.0)
+    assert len(np.unique(labels)) == 27 and len(np.unique(labels[[0, 10, 11, 12]])) == 1
+    ref = fcluster(linkage(x, method="average"), 0.0, criterion="distance")
+    assert same_partition(labels, ref)
+    labels, _ = average_linkage(graph.ids, graph.dists, epsilon=1e9)
+    assert (labels == 0).all()
+
+
+def test_target_cluster_size_picks_the_smallest_epsilon_that_reaches_it():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 3))
+    graph = knn_graph(x, 15, "flat")
+    merges = merge_rounds(*graph_edges(graph.ids, graph.dists), len(x))
+    for target in (1.5, 4, 10, 37.5):
+        labels, eps = average_linkage(graph.ids, graph.dists, target_cluster_size=target)
+        assert eps == threshold_for_mean_size(merges, target)
+        assert len(x) / len(np.unique(labels)) >= target
+        below = np.max(merges.height[merges.height < eps])
+        assert len(x) / len(np.unique(cut(merges, below))) < target
+    assert threshold_for_mean_size(merges, 1) == 0.0
+    assert threshold_for_mean_size(merges, 10_000) == merges.far  # beyond the graph: one
+
+
+def test_sparse_graph_keeps_well_separated_groups_apart_and_prunes_no_mergeable_pair():
+    """Far-apart groups share no kNN edge, so no ε below the far distance joins them; the
+    ε-thresholded run (with pruning) gives the same cut as the full dendrogram."""
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(6), 25)
+    x = rng.normal(scale=0.3, size=(150, 5)) + 50.0 * rng.normal(size=(6, 5))[groups]
+    graph = knn_graph(x, 8, "flat")
+    lo, hi, w = graph_edges(graph.ids, graph.dists)
+    assert not (groups[lo] != groups[hi]).any()
+    full = merge_rounds(lo, hi, w, len(x))
+    assert same_partition(cut(full, full.far * 0.999), groups)
+    for eps in (0.3, 0.6, 1.0, 2.0):
+        thresholded = merge_rounds(lo, hi, w, len(x), eps)
+        assert thresholded.height.max(initial=0) <= eps
+        assert same_partition(cut(thresholded, eps), cut(full, eps))
+
+
+@pytest.mark.parametrize("seed,x", list(pools(12)))
+def test_sparse_graph_is_exact_average_linkage_of_the_completed_matrix(seed, x):
+    """With pairs outside the kNN graph set to D (the longest edge), SciPy's exact average
+    linkage of that matrix has our merge heights, then one merge at D per extra graph
+    component, and the same clusters at every ε."""
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    graph = knn_graph(x, int(rng.integers(1, 5)), "flat")
+    lo, hi, w = graph_edges(graph.ids, graph.dists)
+    completed = np.full((n, n), w.max())
+    completed[lo, hi] = completed[hi, lo] = w
+    np.fill_diagonal(completed, 0.0)
+    z = linkage(squareform(completed, checks=False), method="average")
+    merges = merge_rounds(lo, hi, w, n)
+    assert merges.far == w.max()
+    missing = n - 1 - len(merges.height)
+    np.testing.assert_allclose(np.sort(np.concatenate([merges.height, [w.max()] * missing])),
+                               z[:, 2], rtol=1e-9)
+    for eps in between_merges(z[:, 2]):
+        ours, _ = average_linkage(graph.ids, graph.dists, epsilon=float(eps))
+        assert same_partition(ours, fcluster(z, eps, criterion="distance")), (seed, eps)

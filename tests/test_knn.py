@@ -1,0 +1,82 @@
+"""kNN graphs (`alharness.ops.knn`): exact search equals brute force, self is excluded even
+among duplicates, distances are exact, the approximate searches find most neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from alharness.ops import knn
+from alharness.ops.knn import knn_graph
+
+
+def brute_force(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    d = cdist(x, x)
+    np.fill_diagonal(d, np.inf)
+    ids = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return ids, np.take_along_axis(d, ids, axis=1)
+
+
+def low_dim_blobs(n: int, seed: int = 0) -> np.ndarray:
+    """Clustered points on a 4-dimensional subspace of R^32, like real embeddings."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=5, size=(8, 4))
+    z = centres[rng.integers(0, 8, n)] + rng.normal(size=(n, 4))
+    return (z @ rng.normal(size=(4, 32))).astype(np.float32)
+
+
+@pytest.mark.parametrize("search", ["flat", "numpy"])
+def test_exact_search_equals_brute_force_with_exact_distances(search, monkeypatch):
+    if search == "numpy":
+        monkeypatch.setattr(knn, "faiss", None)
+    x = np.random.default_rng(0).normal(size=(300, 6))
+    graph = knn_graph(x, 7, "flat")
+    ids, dists = brute_force(x, 7)
+    assert graph.index == search
+    np.testing.assert_array_equal(graph.ids, ids)
+    np.testing.assert_allclose(graph.dists, dists, rtol=1e-12)
+
+
+def test_self_is_excluded_among_exact_duplicates_and_duplicates_are_at_zero():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 3)).astype(np.float32)
+    x[20:30] = x[5]  # 11 copies of one point
+    graph = knn_graph(x, 10, "flat")
+    copies = [5, *range(20, 30)]
+    assert not (graph.ids == np.arange(50)[:, None]).any()
+    for i in copies:
+        assert sorted(graph.ids[i]) == sorted(set(copies) - {i})
+        assert (graph.dists[i] == 0).all()
+
+
+def test_k_is_capped_at_n_minus_one():
+    graph = knn_graph(np.arange(5.0)[:, None], 10, "flat")
+    assert graph.ids.shape == (5, 4)
+    assert all(sorted(row) == sorted(set(range(5)) - {i}) for i, row in enumerate(graph.ids))
+
+
+@pytest.mark.parametrize("search,params", [("ivf", {"nlist": 16, "nprobe": 4}),
+                                           ("hnsw", {})])
+def test_approximate_searches_find_most_neighbours_and_report_true_distances(search, params):
+    x = low_dim_blobs(3000)
+    graph = knn_graph(x, 10, search, **params)
+    exact, _ = brute_force(x, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(graph.ids, exact, strict=True)])
+    assert graph.index == search and recall > 0.9
+    found = graph.ids >= 0
+    true = np.linalg.norm(x[np.arange(3000)[:, None].repeat(10, 1)[found]]
+                          - x[graph.ids[found]], axis=1)
+    np.testing.assert_allclose(graph.dists[found], true, rtol=1e-5)
+    assert not (graph.ids == np.arange(3000)[:, None]).any()
+
+
+def test_ivf_is_reproducible_and_auto_switches_by_pool_size(monkeypatch):
+    x = low_dim_blobs(2000, seed=3)
+    first, again = knn_graph(x, 5, "ivf", nlist=10), knn_graph(x, 5, "ivf", nlist=10)
+    np.testing.assert_array_equal(first.ids, again.ids)
+    assert knn_graph(x, 5).index == "flat"
+    monkeypatch.setattr(knn, "EXACT_MAX", 1000)
+    assert knn_graph(x, 5).index == "ivf"
+    with pytest.raises(ValueError, match="index must be one of"):
+        knn_graph(x, 5, "annoy")
