@@ -140,7 +140,7 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
             model.load_state_dict(initial_weights)
         fit = train(model, data.pool_train, state.labelled, data.info.task, exp.trainer,
                     derive_seed(seed, cycle, _TRAIN), exp.device, progress,
-                    strategy.training_addon())
+                    strategy.training_addon(state.cache))
         metrics = evaluate(model, data.test, data.test_targets, data.info.task, exp.device,
                            exp.trainer.eval_batch_size, exp.trainer.num_workers)
         row = {**base_row, "cycle": cycle, "n_labelled": len(state.labelled),

@@ -15,6 +15,7 @@ class LinearHead(nn.Module):
         super().__init__()
         self.embed_dim = int(weight.shape[1])
         self.num_classes = int(weight.shape[0])
+        self.body = nn.Identity()  # the inputs are the embeddings; hookable like a backbone's body
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.embed_dim, self.num_classes)
         with torch.no_grad():
@@ -31,10 +32,10 @@ class LinearHead(nn.Module):
         return self.classifier(self.dropout(z))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+        return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
+        return self.head(self.features(x))
 
     def has_active_dropout(self) -> bool:
         return self.dropout.p > 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -20,8 +20,10 @@ import numpy as np
 from alharness.errors import ConfigError, SelectionError
 from alharness.registry import Registry
 
-#: Every model output a strategy may declare in ``needs``.
-OUTPUT_KINDS = frozenset({"probs", "embeddings", "grad_embeddings", "mc_probs", "model"})
+#: Every model output a strategy may declare in ``needs``. ``inputs`` are the pool's model
+#: inputs (test transforms, on the device), for strategies that run the model themselves.
+OUTPUT_KINDS = frozenset({"probs", "embeddings", "grad_embeddings", "mc_probs", "model",
+                          "inputs"})
 
 #: Which indices an output is asked for.
 WHICH = ("unlabelled", "labelled", "pool")
@@ -39,6 +41,11 @@ class PoolOutputs(Protocol):
 
     def mc_probs(self, idx: np.ndarray, passes: int) -> np.ndarray:
         """(passes, n, C) float32 probabilities with dropout active (MC dropout)."""
+
+    def inputs(self, idx: np.ndarray, batch_size: int | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+        """Batches ``(pool indices, x)`` covering ``idx`` in order: ``x`` is the model's input
+        (a torch tensor with *test* transforms, on ``device``), so a strategy can run the
+        model itself (DeepFool's gradients, a loss-prediction module's hooks)."""
 
     @property
     def model(self) -> Any:
@@ -113,6 +120,17 @@ class SelectionContext:
         self._require("mc_probs")
         return self.outputs.mc_probs(self.indices(which), passes)
 
+    def inputs(self, which: str | np.ndarray = "unlabelled",
+               batch_size: int | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+        """Lazily stream ``(pool indices, x)`` batches (see `PoolOutputs.inputs`).
+
+        ``which`` is a name from `WHICH` or an explicit array of pool indices (e.g. a random
+        subset of the unlabelled pool). Nothing is computed or held beyond one batch.
+        """
+        self._require("inputs")
+        idx = self.indices(which) if isinstance(which, str) else np.asarray(which, np.int64)
+        return self.outputs.inputs(idx, batch_size)
+
     def grad_embeddings(self, which: str = "unlabelled") -> GradEmbedding:
         """Gradient of the cross-entropy at the pseudo-label w.r.t. the last layer, factorised.
 
@@ -164,8 +182,12 @@ class Strategy(ABC):
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         """Return ``budget`` unique unlabelled pool indices (all of them if fewer remain)."""
 
-    def training_addon(self) -> Any | None:
-        """An optional module + loss the trainer adds while training (e.g. Learning Loss)."""
+    def training_addon(self, cache: dict[str, Any]) -> Any | None:
+        """An optional `alharness.training.trainer.TrainingAddon` the trainer trains jointly
+        with the classifier (e.g. Learning Loss's loss-prediction module); called before
+        every cycle's training. ``cache`` is the run's checkpointed cache (``ctx.cache``),
+        where an add-on whose weights carry over cycles (``trainer.reinit=false``) keeps
+        them so a resumed run continues from the same state."""
         return None
 
     def params(self) -> dict[str, Any]:

@@ -6,9 +6,11 @@ a network; the runner uses `alharness.training.inference.TorchPoolOutputs` inste
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 
 
 class ArrayOutputs:
@@ -16,6 +18,9 @@ class ArrayOutputs:
 
     ``model`` may be any object with a ``head(z)`` (e.g. a ``torch.nn.Linear`` wrapped by
     `alharness.models.linear_head.LinearHead`) for strategies that need the classifier head.
+    ``inputs`` (optional) are the model's inputs per pool position, served as float32 torch
+    batches on ``device`` (for the synthetic pools of tests and benchmarks, the vectors
+    themselves, with `LinearHead` as the model).
     """
 
     def __init__(
@@ -25,12 +30,14 @@ class ArrayOutputs:
         mc_probs: np.ndarray | None = None,
         model: Any = None,
         device: Any = "cpu",
+        inputs: np.ndarray | None = None,
     ) -> None:
         self._probs = probs
         self._embeddings = embeddings
         self._mc_probs = mc_probs
         self._model = model
         self._device = device
+        self._inputs = inputs
 
     @staticmethod
     def _take(array: np.ndarray | None, idx: np.ndarray, what: str, axis: int = 0) -> np.ndarray:
@@ -49,6 +56,19 @@ class ArrayOutputs:
         if samples.shape[0] < passes:
             raise ValueError(f"ArrayOutputs holds {samples.shape[0]} MC passes, {passes} asked")
         return samples[:passes]
+
+    def inputs(self, idx: np.ndarray, batch_size: int | None = None) -> Iterator[tuple[np.ndarray, Any]]:
+        if self._inputs is None:
+            raise ValueError("ArrayOutputs was built without inputs; pass inputs= to run "
+                             "strategies that need 'inputs'")
+        return self._batches(self._inputs, idx, batch_size or 1024)
+
+    def _batches(self, inputs: np.ndarray, idx: np.ndarray,
+                 step: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        for start in range(0, len(idx), step):
+            chunk = idx[start:start + step]
+            x = np.ascontiguousarray(np.take(inputs, chunk, axis=0), dtype=np.float32)
+            yield chunk, torch.from_numpy(x).to(self._device)
 
     @property
     def model(self) -> Any:

@@ -2,12 +2,12 @@
 
 `TorchPoolOutputs` is the runner's implementation of the strategies' `PoolOutputs`: the
 model in eval mode, the pool with *test* transforms, probabilities and embeddings from one
-pass, MC-dropout samples on demand.
+pass, MC-dropout samples and input batches (for strategies that run the model) on demand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -106,6 +106,17 @@ class TorchPoolOutputs:
     def mc_probs(self, idx: np.ndarray, passes: int) -> np.ndarray:
         return predict_mc(self._model, self._pool, idx, self._task, self._device, passes,
                           self._batch, self._workers)
+
+    def inputs(self, idx: np.ndarray, batch_size: int | None = None
+               ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """``(pool indices, x on the device)`` batches of ``pool_eval`` (test transforms)."""
+        return self._input_batches(np.asarray(idx, dtype=np.int64), batch_size or self._batch)
+
+    def _input_batches(self, idx: np.ndarray, step: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        start = 0
+        for x, _ in loader(self._pool, idx, step, self._device, self._workers):
+            yield idx[start:start + len(x)], x.to(self._device, non_blocking=True)
+            start += len(x)
 
     @property
     def model(self) -> nn.Module:

@@ -25,13 +25,28 @@ class TrainingError(HarnessError):
 
 
 class TrainingAddon(Protocol):
-    """Something a strategy trains jointly with the classifier."""
+    """Something a strategy trains jointly with the classifier (`Strategy.training_addon`).
+
+    `train` calls `attach` once before it builds the optimiser, `extra_loss` for every
+    batch right after the model's forward pass on it, and `detach` when training ends
+    (also on error).
+    """
+
+    def attach(self, model: nn.Module, example: torch.Tensor, cfg: TrainerConfig) -> None:
+        """Hook into ``model`` (e.g. forward hooks on intermediate layers) and build the
+        add-on's modules on ``example``'s device. ``example`` is one training input (a batch
+        of one) for shape inference; ``cfg.epochs`` schedules epoch-dependent behaviour and
+        ``cfg.reinit`` says whether the runner resets the backbone this cycle (an add-on
+        re-creates its own weights then, and otherwise carries them over)."""
 
     def parameters(self) -> list[nn.Parameter]:
-        """Extra parameters for the optimiser."""
+        """Extra parameters for the optimiser (called after `attach`)."""
 
     def extra_loss(self, model: nn.Module, per_example_loss: torch.Tensor, epoch: int) -> torch.Tensor:
         """A scalar added to the classification loss for the current batch."""
+
+    def detach(self) -> None:
+        """Remove whatever `attach` hooked into the model."""
 
 
 @dataclass
@@ -126,6 +141,19 @@ def train(model: nn.Module, dataset: Dataset, indices: np.ndarray, task: str,
     generator = torch.Generator().manual_seed(seed)
     data = loader(dataset, indices, cfg.batch_size, device, cfg.num_workers, shuffle=True,
                   generator=generator)
+    model.to(device).train()
+    if addon is not None:
+        addon.attach(model, dataset[int(indices[0])][0].unsqueeze(0).to(device), cfg)
+    try:
+        return _fit(model, data, task, cfg, device, progress, addon, start)
+    finally:
+        if addon is not None:
+            addon.detach()
+
+
+def _fit(model: nn.Module, data: DataLoader, task: str, cfg: TrainerConfig,
+         device: torch.device, progress: bool, addon: TrainingAddon | None,
+         start: float) -> TrainResult:
     params = list(model.parameters()) + (list(addon.parameters()) if addon else [])
     optimiser = _optimiser(params, cfg)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, cfg.epochs)
@@ -133,7 +161,6 @@ def train(model: nn.Module, dataset: Dataset, indices: np.ndarray, task: str,
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     criterion = loss_function(task)
-    model.to(device).train()
     loss_mean, acc, epoch = float("nan"), 0.0, 0
     bar = tqdm(range(cfg.epochs), desc="  train", leave=False, disable=not progress, unit="ep")
     for epoch in bar:
@@ -155,7 +182,7 @@ def train(model: nn.Module, dataset: Dataset, indices: np.ndarray, task: str,
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
-            total_loss += float(loss.detach()) * len(y)
+            total_loss += float(per_example.detach().sum())  # the classifier's loss only
             correct += _correct(logits.detach(), y, task)
             seen += len(y)
         if schedule is not None:

@@ -1,0 +1,240 @@
+"""Learning Loss (Yoo & Kweon, "Learning Loss for Active Learning", CVPR 2019, arXiv
+1905.03677): a small loss-prediction module, trained jointly with the classifier, predicts
+each point's loss from intermediate features; the unlabelled points with the highest
+predicted loss are queried (Sec. 3).
+
+Module (Sec. 3.3, Fig. 2): every tapped feature map is global-average-pooled, passed
+through FC(·, 128) + ReLU; the results are concatenated and mapped by one FC to a scalar.
+Loss (Sec. 3.2, Eq. 2): the batch is split into pairs (i, B−1−i, as the official code)
+and each pair pays max(0, −sign(l_i − l_j)·(l̂_i − l̂_j) + ξ); the total is L_target + λ·L_loss
+with ξ = 1 and λ = 1 (Sec. 4.1). After 120 of the 200 epochs the module's gradient no
+longer reaches the backbone (Sec. 4.1): here ``stop_grad_after = 0.6`` of
+``trainer.epochs``, so runs with fewer epochs keep the paper's proportion. Only 10,000
+random unlabelled points are scored per cycle (Sec. 4.1, following Beluch et al. 2018).
+
+Which features are tapped (``taps: null``): the paper taps the four residual stages of
+ResNet-18. In general, the outputs of the children of ``model.body`` that end a
+resolution stage (a feature map larger than 1×1 followed by a different spatial size):
+ResNet's ``layer1``–``layer4`` exactly, VGG's last ReLU before each pooling, the small
+CNN's two blocks. A body without spatial stages (MLP, ViT, precomputed features) is
+tapped at its output, the penultimate embedding. ``taps`` may instead name modules of
+``model.named_modules()`` (e.g. ``[body.5, body.6]``).
+
+The module is re-created at the start of every cycle's training when the trainer resets
+the backbone (``trainer.reinit=true``, the harness's default); with ``reinit=false`` it
+carries over, as the backbone does (the official code re-creates both every cycle). Its
+weights then live in the run's checkpointed cache, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from alharness.errors import ConfigError, SelectionError
+from alharness.ops.topk import top_k
+from alharness.strategies.base import SelectionContext, Strategy, register_strategy
+from alharness.strategies.subset import check_subset, unlabelled_subset
+
+#: Key of the module's weights in the run cache (only with ``trainer.reinit=false``).
+CACHE_KEY = "lloss_module"
+
+
+def global_pool(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) → mean over H, W; (N, T, D) tokens → mean over T; (N, D) unchanged."""
+    if t.dim() == 4:
+        return t.mean(dim=(2, 3))
+    if t.dim() == 3:
+        return t.mean(dim=1)
+    return t.flatten(1)
+
+
+class LossNet(nn.Module):
+    """Sec. 3.3: per tap GAP → FC(c, width) → ReLU; concatenate; FC → predicted loss."""
+
+    def __init__(self, channels: Sequence[int], width: int = 128) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Linear(c, width) for c in channels)
+        self.out = nn.Linear(width * len(channels), 1)
+
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+        parts = [torch.relu(fc(global_pool(f))) for fc, f in zip(self.branches, features, strict=True)]
+        return self.out(torch.cat(parts, dim=1))[:, 0]
+
+
+def ranking_loss(predicted: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Eq. 2, averaged over the pairs (i, B−1−i) of the batch (the middle one of an odd
+    batch is left out); ``target`` (the true per-example losses) gets no gradient."""
+    half = len(predicted) // 2
+    if half == 0:
+        return predicted.sum() * 0.0
+    target = target.detach()
+    sign = torch.where(target[:half] > target.flip(0)[:half], 1.0, -1.0)
+    gap = predicted[:half] - predicted.flip(0)[:half]
+    return torch.clamp(margin - sign * gap, min=0).mean()
+
+
+def stage_taps(model: nn.Module, example: torch.Tensor) -> list[tuple[str, int]]:
+    """(module name, channels) of the default taps (see the module docstring), found by one
+    eval-mode forward pass on ``example``."""
+    body = getattr(model, "body", None)
+    if not isinstance(body, nn.Module):
+        raise ConfigError("lloss: the model has no `body` to tap; name modules to tap with "
+                          "strategy.taps")
+    children = list(body.named_children()) if isinstance(body, nn.Sequential) else []
+    shapes = _output_shapes(model, example, [("body", body)] + [(f"body.{n}", m) for n, m in children])
+    taps = []
+    for (name, _), (next_name, _) in zip(children, children[1:] + [("", None)], strict=True):
+        shape, after = shapes[f"body.{name}"], shapes.get(f"body.{next_name}")
+        if len(shape) == 4 and shape[2] * shape[3] > 1 and (after is None or after[2:] != shape[2:]):
+            taps.append((f"body.{name}", shape[1]))
+    return taps or [("body", _channels(shapes["body"]))]
+
+
+def named_taps(model: nn.Module, example: torch.Tensor, names: Sequence[str]) -> list[tuple[str, int]]:
+    """(name, channels) of explicitly configured taps."""
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        known = ", ".join(n for n in list(modules)[:12] if n)
+        raise ConfigError(f"lloss: strategy.taps {missing} are not modules of the model "
+                          f"(e.g. {known}, …)")
+    shapes = _output_shapes(model, example, [(n, modules[n]) for n in names])
+    return [(n, _channels(shapes[n])) for n in names]
+
+
+def _output_shapes(model: nn.Module, example: torch.Tensor,
+                   modules: list[tuple[str, nn.Module]]) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = [m.register_forward_hook(lambda _m, _i, out, n=n: shapes.__setitem__(n, tuple(out.shape)))
+               for n, m in modules]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def _channels(shape: tuple[int, ...]) -> int:
+    """Width of `global_pool`'s output for a tap's output shape."""
+    if len(shape) == 4:
+        return int(shape[1])
+    if len(shape) == 3:
+        return int(shape[2])
+    return int(np.prod(shape[1:]))
+
+
+class LossPredictionAddon:
+    """The `alharness.training.trainer.TrainingAddon` of Learning Loss: forward hooks on the
+    tapped modules capture their outputs during the classifier's forward pass, and the
+    module is trained on them with the ranking loss."""
+
+    def __init__(self, cache: dict[str, Any], taps: Sequence[str] | None = None, width: int = 128,
+                 margin: float = 1.0, weight: float = 1.0, stop_grad_after: float = 0.6) -> None:
+        self.cache, self.taps, self.width = cache, taps, width
+        self.margin, self.weight, self.stop_grad_after = margin, weight, stop_grad_after
+        self.module: LossNet | None = None
+        self.tap_names: list[str] = []
+        self.stop_epoch = 0
+        self.carry_over = False
+        self._captured: dict[str, torch.Tensor] = {}
+        self._handles: list[RemovableHandle] = []
+
+    def attach(self, model: nn.Module, example: torch.Tensor, cfg: Any) -> None:
+        found = named_taps(model, example, self.taps) if self.taps else stage_taps(model, example)
+        self.tap_names = [name for name, _ in found]
+        self.module = LossNet([c for _, c in found], self.width).to(example.device)
+        self.carry_over = not cfg.reinit
+        if self.carry_over and CACHE_KEY in self.cache:
+            self.module.load_state_dict({k: torch.as_tensor(v) for k, v in self.cache[CACHE_KEY].items()})
+        self.module.train()
+        self.stop_epoch = round(self.stop_grad_after * cfg.epochs)
+        self._hook(model)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.module.parameters())
+
+    def extra_loss(self, model: nn.Module, per_example_loss: torch.Tensor, epoch: int) -> torch.Tensor:
+        features = [self._captured[name] for name in self.tap_names]
+        if epoch >= self.stop_epoch:  # Sec. 4.1: the module stops shaping the backbone
+            features = [f.detach() for f in features]
+        predicted = self.module(features).float()
+        return self.weight * ranking_loss(predicted, per_example_loss.float(), self.margin)
+
+    def detach(self) -> None:
+        self._unhook()
+        self.module.eval()
+        if self.carry_over:
+            self.cache[CACHE_KEY] = {k: v.detach().cpu().numpy()
+                                     for k, v in self.module.state_dict().items()}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Predicted losses of a batch (the model in eval mode)."""
+        self._hook(model)
+        try:
+            model(x)
+            return self.module([self._captured[name] for name in self.tap_names]).float()
+        finally:
+            self._unhook()
+
+    def _hook(self, model: nn.Module) -> None:
+        modules = dict(model.named_modules())
+        self._handles = [modules[name].register_forward_hook(
+            lambda _m, _i, out, n=name: self._captured.__setitem__(n, out))
+            for name in self.tap_names]
+
+    def _unhook(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles, self._captured = [], {}
+
+
+@register_strategy("lloss")
+class LearningLoss(Strategy):
+    """The ``budget`` unlabelled points (of a random ``subset``) with the highest loss
+    predicted by the jointly trained module."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"model", "inputs"})
+
+    def __init__(self, margin: float = 1.0, weight: float = 1.0, stop_grad_after: float = 0.6,
+                 width: int = 128, taps: Sequence[str] | None = None,
+                 subset: int | None = 10_000, batch_size: int | None = None) -> None:
+        if float(margin) < 0 or float(weight) < 0 or not 0 <= float(stop_grad_after) <= 1:
+            raise ConfigError(f"lloss: margin={margin} and weight={weight} must be ≥ 0, "
+                              f"stop_grad_after={stop_grad_after} in [0, 1]")
+        if int(width) < 1 or (taps is not None and (isinstance(taps, str) or not len(taps))):
+            raise ConfigError(f"lloss: width={width} must be ≥ 1 and taps a non-empty list of "
+                              "module names or null")
+        self.margin = float(margin)
+        self.weight = float(weight)
+        self.stop_grad_after = float(stop_grad_after)
+        self.width = int(width)
+        self.taps = None if taps is None else [str(t) for t in taps]
+        self.subset = check_subset(subset, "lloss")
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self._addon: LossPredictionAddon | None = None
+
+    def training_addon(self, cache: dict[str, Any]) -> LossPredictionAddon:
+        self._addon = LossPredictionAddon(cache, self.taps, self.width, self.margin,
+                                          self.weight, self.stop_grad_after)
+        return self._addon
+
+    def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
+        if self._addon is None or self._addon.module is None:
+            raise SelectionError("lloss: no loss-prediction module was trained this cycle; it "
+                                 "is built by the trainer through Strategy.training_addon")
+        model = ctx.model.eval()
+        pool = ctx.unlabelled[unlabelled_subset(ctx, self.subset, budget)]
+        scores = [self._addon.predict(model, x).cpu().numpy()
+                  for _, x in ctx.inputs(pool, self.batch_size)]
+        return pool[top_k(np.concatenate(scores), budget, ctx.rng, largest=True)]
