@@ -50,7 +50,8 @@ def run_one(args: argparse.Namespace) -> dict:
     x, y, _, _ = make_blobs(args.n, args.dim, args.classes, args.seed, args.separation,
                             duplicate_groups=groups, duplicate_size=10)
     head = LinearHead.nearest_centre(blob_centres(args.dim, args.classes, args.seed,
-                                                  args.separation), scale=args.temperature)
+                                                  args.separation),
+                                     scale=args.temperature or 4.0 / args.dim)
     needs = STRATEGIES.get(args.strategy).needs
     mc = None
     with torch.no_grad():
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labelled", type=int, default=1000, help="initial labelled points")
     parser.add_argument("--separation", type=float, default=1.0,
                         help="blob centre separation (low = many uncertain points)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="logit scale of the head")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="logit scale of the head (default 4/dim: the logit gaps grow like "
+                             "dim, so a fixed scale makes every prediction one-hot at d=512)")
     parser.add_argument("--mc-passes", type=int, default=10)
     parser.add_argument("--no-duplicates", dest="duplicates", action="store_false")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

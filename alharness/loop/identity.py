@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 #: Top-level keys that never change a run's results.
-NOT_IDENTITY = ("results_dir", "experiment_name", "experiment_suffix", "logger", "progress",
+NOT_IDENTITY = ("results_dir", "data_dir", "experiment_name", "experiment_suffix", "logger", "progress",
                 "resume", "seeds", "device", "hydra")
 #: Nested keys that never change a run's results (where data lives is not what it is).
 NOT_IDENTITY_NESTED = (("trainer", "num_workers"), ("trainer", "eval_batch_size"),

@@ -1,0 +1,120 @@
+"""The paper presets, in their smoke variant, through the local launchers, then the report.
+
+Tiny CIFAR-10/100, SVHN, MNIST and Open Images files are written in the real formats; each
+preset keeps its dataset loader, backbone, strategy and trainer kind (``+debug=smoke``
+only shrinks seeds, budget and epochs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from tests.data_files import write_cifar, write_mnist, write_openimages, write_svhn
+
+ALFA_MIX = ["alfa_mix/mnist", "alfa_mix/svhn", "alfa_mix/cifar10", "alfa_mix/cifar100",
+            "alfa_mix/cifar100_vit"]
+CLUSTER_MARGIN = ["cluster_margin/cifar10", "cluster_margin/cifar100", "cluster_margin/svhn"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("paper-data")
+    write_cifar(base)
+    write_cifar(base, hundred=True)
+    write_svhn(base)
+    write_mnist(base)
+    write_openimages(base / "oi")
+    ids = sorted(p.stem for split in ("train", "validation") for p in (base / "oi" / split).glob("*.jpg"))
+    rng = np.random.default_rng(0)
+    np.savez(base / "oi" / "emb.npz", image_ids=np.array(ids),
+             embeddings=rng.normal(size=(len(ids), 16)).astype(np.float32))
+    return base
+
+
+def experiment_rows(results: Path) -> pd.DataFrame:
+    files = sorted(results.rglob("rows.csv"))
+    assert files, f"no runs under {results}"
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+
+
+def check_report(results: Path, out: Path) -> str:
+    proc = run_cli_module(["alharness.report", str(results), "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "index.html").is_file()
+    return (out / "index.html").read_text()
+
+
+def run_cli_module(args: list[str]):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_alfa_mix_presets_through_joblib(data_root, tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=joblib", f"+experiment={','.join(ALFA_MIX)}",
+                    "+debug=smoke", f"data_dir={data_root}", "++dataset.pool_subset=null",
+                    f"results_dir={results}"], timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = experiment_rows(results)
+    assert sorted(rows["experiment"].unique()) == sorted(
+        f"alfa_mix-{p.split('/')[1]}-smoke" for p in ALFA_MIX)
+    assert set(rows["strategy"]) == {"alfa_mix"}
+    assert set(rows["seed"]) == {0, 1} and rows["cycle"].max() == 2
+    assert set(rows["backbone"]) == {"mlp", "resnet18", "vit"}
+    html = check_report(results, tmp_path / "report")
+    assert "alfa_mix" in html
+
+
+def test_cluster_margin_presets_through_submitit_local(data_root, tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=submitit_local",
+                    f"+experiment={','.join(CLUSTER_MARGIN)}", "+debug=smoke",
+                    f"data_dir={data_root}", f"results_dir={results}",
+                    "strategy=margin,cluster_margin"], timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = experiment_rows(results)
+    assert set(rows["backbone"]) == {"vgg16"}
+    assert set(rows["dataset"]) == {"cifar10", "cifar100", "svhn"}
+    assert set(rows["strategy"]) == {"margin", "cluster_margin"}
+    params = rows.loc[rows["strategy"] == "cluster_margin", "strategy_params"].map(json.loads)
+    assert {p["km"] for p in params} == {1.25}
+    check_report(results, tmp_path / "report")
+
+
+def test_open_images_preset_on_embeddings(data_root, tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=submitit_local", "+experiment=cluster_margin/openimages",
+                    "+debug=smoke", f"dataset.root={data_root / 'oi'}",
+                    f"dataset.embeddings={data_root / 'oi' / 'emb.npz'}", "dataset.top_k=3",
+                    f"results_dir={results}"], timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = experiment_rows(results)
+    assert set(rows["metric_name"]) == {"mAP"}
+    params = rows["strategy_params"].map(json.loads)
+    assert {p["km"] for p in params} == {10}
+    check_report(results, tmp_path / "report")
+
+
+def test_cluster_margin_sweep_on_the_default_dataset_is_one_folder_and_one_report(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "strategy=cluster_margin", "strategy.km=1.25,10",
+                    "strategy.epsilon=0.5,50.0", "seeds=[0]", "budget.cycles=1",
+                    "trainer.epochs=2", "progress=false", f"results_dir={results}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [p.name for p in results.iterdir()] == ["digits-small_cnn"]
+    assert "sweep summary: 4 runs" in proc.stdout
+    html = check_report(results, tmp_path / "report")
+    for km in ("1.25", "10"):
+        for eps in ("0.5", "50.0"):
+            assert f"epsilon={eps}, km={km}" in html or f"km={km}, epsilon={eps}" in html
