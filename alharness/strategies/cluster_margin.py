@@ -134,6 +134,8 @@ class ClusterMargin(Strategy):
         return {"labels": labels.astype(dtype), "epsilon": epsilon, "knn_index": graph.index}
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
+        if CACHE_KEY not in ctx.cache:  # a caller that skipped `prepare`
+            self.prepare(ctx)
         labels = ctx.cache[CACHE_KEY]["labels"]
         margin = scores.margin(ctx.probs("unlabelled"), ctx.task, self.multilabel_aggregate)
         wanted = math.ceil(round(self.km * budget, 9))  # round: 1.1·10 is 11.000000000000002
