@@ -1,4 +1,5 @@
-"""logger=wandb logs the same rows offline, into the run's folder, with no network."""
+"""logger=wandb logs the config, the same rows and the final figures offline, into the
+run's folder, with no network."""
 
 from __future__ import annotations
 
@@ -16,3 +17,12 @@ def test_wandb_offline_run_is_written_next_to_the_results(make_config, monkeypat
     assert len(offline) == 1, list(folder.rglob("*"))
     history = offline[0] / f"run-{rows['run_id'].iloc[0]}.wandb"
     assert history.is_file() and history.stat().st_size > 0
+    record = history.read_bytes()  # wandb's protobuf log: config, group and rows are in it
+    assert cfg["experiment_name"].encode() in record  # the group
+    assert b"select_seconds" in record and b"margin" in record
+    figures = folder / "figures"
+    assert (figures / "index.html").is_file()
+    curves = list((figures / "curves").glob("*.png"))
+    assert curves, list(figures.rglob("*"))
+    logged = list(offline[0].rglob("media/images/figures/curves/*.png"))
+    assert len(logged) == len(curves), list(offline[0].rglob("*.png"))

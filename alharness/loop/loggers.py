@@ -6,12 +6,15 @@ on machines without network; ``wandb sync`` uploads them later.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from alharness.errors import ConfigError
+
+log = logging.getLogger("alharness")
 
 
 class RunLogger:
@@ -25,6 +28,9 @@ class RunLogger:
 
     def log_files(self, paths: list[Path]) -> None:
         pass
+
+    def log_figures(self, experiment_root: Path, folder: Path) -> None:
+        """Called once a run has finished: loggers that keep figures log them here."""
 
     def finish(self) -> None:
         pass
@@ -59,7 +65,22 @@ class WandbLogger(RunLogger):
 
         for path in paths:
             if path.suffix == ".png":
-                self._run.log({path.stem: wandb.Image(str(path))})
+                prefix = "figures/curves" if path.parent.name == "curves" else "figures"
+                self._run.log({f"{prefix}/{path.stem}": wandb.Image(str(path))})
+
+    def log_figures(self, experiment_root: Path, folder: Path) -> None:
+        """The experiment's report so far (every finished run under ``experiment_root``,
+        this one included) written to ``folder/figures``; its PNGs go to this wandb run.
+        A report problem is a warning: the run's results are already saved."""
+        from alharness.errors import HarnessError
+        from alharness.report import write_report
+
+        try:
+            report = write_report([experiment_root], folder / "figures", quiet=True)
+        except (HarnessError, ValueError) as exc:
+            log.warning("figures for wandb not written: %s", exc)
+            return
+        self.log_files([p for p in report.files if p.suffix == ".png"])
 
     def finish(self) -> None:
         if self._run is not None:

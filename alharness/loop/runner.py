@@ -166,6 +166,7 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
         folder.save(state, finished=cycle == budget.cycles)
         logger.log_row(row)
         bar.set_postfix({row["metric_name"]: f"{row['metric']:.4f}"})
+    logger.log_figures(exp.root, folder.path)
     logger.finish()
     return pd.DataFrame(state.rows)
 

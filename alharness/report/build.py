@@ -63,9 +63,10 @@ def _baseline_findings(rows: pd.DataFrame, baseline: str | None) -> list[Finding
 
 
 def collect(paths: Iterable[str | Path], include_unfinished: bool = False,
-            baseline: str | None = None) -> Results:
-    """Load the runs and add every validation finding (and a missing ``baseline``)."""
-    results = load(paths, include_unfinished)
+            baseline: str | None = None, methods: str | Iterable[str] | None = None) -> Results:
+    """Load the runs (only ``methods``' strategies, see :mod:`alharness.report.presets`)
+    and add every validation finding (and a missing ``baseline``)."""
+    results = load(paths, include_unfinished, methods)
     results.findings += validate(results.rows) + _baseline_findings(results.rows, baseline)
     return results
 
@@ -106,13 +107,15 @@ def write_report(paths: Iterable[str | Path], out: str | Path, convention: str =
                  spread: str = "std", target: float | None = None,
                  target_fraction: float = DEFAULT_TARGET_FRACTION,
                  baseline: str | None = "random", include_unfinished: bool = False,
-                 quiet: bool = False) -> Report:
+                 quiet: bool = False, methods: str | Iterable[str] | None = None) -> Report:
     """Read every run under ``paths`` and write curves, the win matrix, tables and
-    ``index.html`` to ``out``. Findings are printed to stderr unless ``quiet``."""
+    ``index.html`` to ``out``. ``methods``: a preset (``alfamix``, ``badge``,
+    ``cluster_margin``) or strategy names to keep, in that order. Findings are printed to
+    stderr unless ``quiet``."""
     out = Path(out)
-    results = collect(paths, include_unfinished, baseline)
+    results = collect(paths, include_unfinished, baseline, methods)
     rows, findings = results.rows, results.findings
-    styles = variant_styles(rows)
+    styles = variant_styles(rows, results.order)
     variants = list(styles)
     settings = rows["setting_label"].nunique()
     report = Report(out, rows, findings, tables={

@@ -22,6 +22,8 @@ import pandas as pd
 import yaml
 
 from alharness.report.errors import Finding, ReportError
+from alharness.report.presets import MethodPreset, apply_methods, resolve_methods
+from alharness.report.style import STRATEGY_ORDER
 from alharness.schema import SETTING_COLUMNS, variant_labels
 
 #: Columns the report cannot work without.
@@ -53,6 +55,8 @@ class Results:
     rows: pd.DataFrame
     runs: list[Run]
     findings: list[Finding] = field(default_factory=list)
+    #: Strategy order of figures and tables: the preset's, else ``STRATEGY_ORDER``.
+    order: tuple[str, ...] = STRATEGY_ORDER
 
 
 def find_run_folders(paths: Iterable[str | Path]) -> list[Path]:
@@ -157,8 +161,10 @@ def _drop_duplicates(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[Finding]]:
     return rows[rows["run_dir"] == first], findings
 
 
-def load(paths: Iterable[str | Path], include_unfinished: bool = False) -> Results:
-    """Read, filter and annotate every run under ``paths``."""
+def load(paths: Iterable[str | Path], include_unfinished: bool = False,
+         methods: str | Iterable[str] | MethodPreset | None = None) -> Results:
+    """Read, filter and annotate every run under ``paths``; ``methods`` (a preset name,
+    strategy names, see :mod:`alharness.report.presets`) keeps only those strategies."""
     paths = list(paths)
     folders = find_run_folders(paths)
     if not folders:
@@ -172,11 +178,15 @@ def load(paths: Iterable[str | Path], include_unfinished: bool = False) -> Resul
     rows = pd.concat([r.rows.assign(run_dir=str(r.path), run_status=r.status) for r in kept],
                      ignore_index=True)
     rows, duplicates = _drop_duplicates(rows)
-    return Results(annotate(rows), runs, findings + duplicates)
+    preset = methods if isinstance(methods, MethodPreset) else resolve_methods(methods)
+    rows, chosen = apply_methods(rows, preset)
+    return Results(annotate(rows), runs, findings + duplicates + chosen,
+                   preset.strategies if preset else STRATEGY_ORDER)
 
 
-def load_results(paths: Iterable[str | Path], include_unfinished: bool = False) -> pd.DataFrame:
+def load_results(paths: Iterable[str | Path], include_unfinished: bool = False,
+                 methods: str | Iterable[str] | None = None) -> pd.DataFrame:
     """All rows of the (finished) runs under ``paths``, with ``variant``, ``cell``,
     ``setting_label``, ``run_dir`` and ``run_status`` columns added."""
-    return load(paths, include_unfinished).rows
+    return load(paths, include_unfinished, methods).rows
 
