@@ -1,6 +1,6 @@
 """Regenerate the pairwise win matrix (heat map PNG + PDF, and CSV) from results folders.
 
-    python scripts/figure_win_matrix.py results/ --convention alfamix --out figures/
+    python scripts/figure_win_matrix.py results/ --convention alfamix --methods alfamix --out figures/
 
 Thin wrapper over :func:`alharness.report.win_matrix`; the conventions are defined in
 ``alharness/report/win_matrix.py``. The matrix is also printed.
@@ -13,7 +13,8 @@ import sys
 
 from alharness.report import win_matrix, write_win_matrix
 from alharness.report.build import collect, print_findings
-from alharness.report.cli import one_line_errors
+from alharness.report.cli import add_methods, one_line_errors
+from alharness.report.style import variant_order
 from alharness.report.win_matrix import CONVENTIONS
 
 
@@ -22,14 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results", nargs="+", help="results folder(s), searched recursively")
     p.add_argument("--convention", choices=sorted(CONVENTIONS), default="alfamix")
     p.add_argument("--out", default="figures", help="output folder")
+    add_methods(p)
     p.add_argument("--include-unfinished", action="store_true")
     args = p.parse_args(argv)
 
     def run() -> None:
-        results = collect(args.results, args.include_unfinished)
+        results = collect(args.results, args.include_unfinished, methods=args.methods)
         print_findings(results.findings)
         rows = results.rows
-        matrix = win_matrix(rows, args.convention)
+        matrix = win_matrix(rows, args.convention, variant_order(rows, results.order))
         path = write_win_matrix(matrix, args.convention, rows["setting_label"].nunique(),
                                 args.out)
         print(matrix.round(3).to_string(), f"\n{path}", sep="\n")

@@ -1,7 +1,7 @@
 """Regenerate the "labels to reach a target" table and the % saved against a baseline
 (Cluster-Margin's headline numbers) from results folders; prints Markdown.
 
-    python scripts/table_labels_saved.py results/ --target 0.9 --baseline random
+    python scripts/table_labels_saved.py results/ --target 0.9 --baseline random --methods cluster_margin
     python scripts/table_labels_saved.py results/ --target-fraction 0.98 --out figures/tables
 
 Thin wrapper over :func:`alharness.report.labels_to_target`.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alharness.report import labels_to_target
 from alharness.report.build import collect, per_setting, print_findings
-from alharness.report.cli import one_line_errors
+from alharness.report.cli import add_methods, one_line_errors
 from alharness.report.markdown import markdown_sections
 from alharness.report.style import variant_order
 from alharness.report.tables import DEFAULT_TARGET_FRACTION
@@ -31,16 +31,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="fraction of each setting's best final mean metric")
     p.add_argument("--baseline", default="random")
     p.add_argument("--out", type=Path, help="also write labels_to_target.csv and .md here")
+    add_methods(p)
     p.add_argument("--include-unfinished", action="store_true")
     args = p.parse_args(argv)
 
     def run() -> None:
-        results = collect(args.results, args.include_unfinished, args.baseline)
+        results = collect(args.results, args.include_unfinished, args.baseline, args.methods)
         print_findings(results.findings)
         rows = results.rows
         table = labels_to_target(rows, args.target, args.target_fraction, args.baseline)
         text = markdown_sections("Labels needed to reach the target",
-                                 per_setting(table, labels_view, variant_order(rows)))
+                                 per_setting(table, labels_view, variant_order(rows, results.order)))
         print(text)
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)

@@ -156,3 +156,16 @@ def write_report(paths: Iterable[str | Path], out: str | Path, convention: str =
     if not quiet:
         print_findings(findings)
     return report
+
+
+def write_learning_curves(experiment_dir: str | Path, out: str | Path | None = None,
+                          spread: str = "std", include_unfinished: bool = False) -> list[Path]:
+    """Learning-curve PNGs (and PDFs) of one experiment folder (``results/<experiment>/``,
+    or any results folder); returns the PNG paths, one per setting, e.g. to log them to
+    wandb at the end of a run. ``out`` defaults to ``<experiment_dir>/figures``. Findings
+    (unfinished runs, missing seeds) are not printed; use :func:`write_report` for them."""
+    experiment_dir = Path(experiment_dir)
+    results = collect([experiment_dir], include_unfinished)
+    written = plot_learning_curves(results.rows, out or experiment_dir / "figures",
+                                   variant_styles(results.rows, results.order), spread)
+    return list(written.values())

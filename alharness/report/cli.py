@@ -10,6 +10,7 @@ from collections.abc import Callable
 from alharness.errors import HarnessError
 from alharness.report.build import write_report
 from alharness.report.curves import SPREADS
+from alharness.report.presets import PRESETS
 from alharness.report.tables import DEFAULT_TARGET_FRACTION
 from alharness.report.win_matrix import CONVENTIONS
 
@@ -33,10 +34,19 @@ def parser() -> argparse.ArgumentParser:
                              f"of each setting (default: {DEFAULT_TARGET_FRACTION})")
     p.add_argument("--baseline", default="random",
                    help="variant the %% of labels saved is measured against (default: random)")
+    add_methods(p)
     p.add_argument("--include-unfinished", action="store_true",
                    help="include runs that have not finished (reported either way)")
     p.add_argument("--quiet", action="store_true", help="do not print findings")
     return p
+
+
+def add_methods(p: argparse.ArgumentParser) -> None:
+    presets = "; ".join(f"{name} = {','.join(preset.strategies)}"
+                        for name, preset in PRESETS.items())
+    p.add_argument("--methods", default=None, metavar="PRESET|NAMES",
+                   help="keep only these strategies, in this order: a paper's preset "
+                        f"({presets}) or comma-separated strategy names (default: all)")
 
 
 def one_line_errors(run: Callable[[], object]) -> int:
@@ -56,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         report = write_report(args.results, args.out, convention=args.convention,
                               spread=args.spread, target=args.target,
                               target_fraction=args.target_fraction, baseline=args.baseline,
-                              include_unfinished=args.include_unfinished, quiet=args.quiet)
+                              include_unfinished=args.include_unfinished, quiet=args.quiet,
+                              methods=args.methods)
         print(f"report: {report.out / 'index.html'} ({len(report.findings)} finding(s))")
 
     return one_line_errors(run)
