@@ -125,11 +125,12 @@ def _optimiser(params: list[nn.Parameter], cfg: TrainerConfig) -> torch.optim.Op
 def loader(dataset: Dataset, indices: np.ndarray | None, batch_size: int, device: torch.device,
            num_workers: int = 0, shuffle: bool = False,
            generator: torch.Generator | None = None) -> DataLoader:
-    """A DataLoader over ``dataset[indices]`` with pinned memory on CUDA."""
+    """A DataLoader over ``dataset[indices]`` with pinned memory on CUDA; workers, if any,
+    live for all epochs of one call (not re-spawned per epoch)."""
     subset = dataset if indices is None else Subset(dataset, np.asarray(indices).tolist())
     return DataLoader(subset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       num_workers=num_workers, pin_memory=device.type == "cuda",
-                      persistent_workers=False)
+                      persistent_workers=num_workers > 0)
 
 
 def train(model: nn.Module, dataset: Dataset, indices: np.ndarray, task: str,
