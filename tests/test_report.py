@@ -19,19 +19,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alharness.errors import ConfigError
 from alharness.report import (
+    PRESETS,
     ReportError,
     labels_to_target,
     load,
     load_results,
+    resolve_methods,
     t_critical,
     validate,
     win_matrix,
+    write_learning_curves,
     write_report,
 )
 from alharness.report.build import collect
 from alharness.report.cli import main as report_main
-from alharness.report.load import annotate
+from alharness.report.load import annotate, setting_names
 from alharness.schema import ROW_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +61,9 @@ def curve(strategy: str, seed: int, cycles: int, active: int) -> list[tuple[int,
 
 def write_run(root: Path, strategy: str, seed: int, dataset: str, cycles: int,
               points: list[tuple[int, int, float]], setting: str | None = None,
-              finished: bool = True, params: dict | None = None) -> Path:
-    """One run folder exactly as the runner leaves it (RunFolder does the writing)."""
+              finished: bool = True, params: dict | None = None, lr: float = 0.001) -> Path:
+    """One run folder exactly as the runner leaves it (RunFolder does the writing); a
+    different ``setting`` hash should come with a different config (e.g. ``lr``)."""
     from alharness.loop.run_folder import LoopState, RunFolder  # imports torch: tests only
 
     setting = setting or f"set-{dataset}"
@@ -66,7 +71,8 @@ def write_run(root: Path, strategy: str, seed: int, dataset: str, cycles: int,
     run_id = "-".join([strategy, f"s{seed}", setting, *(f"{k}{v}" for k, v in sorted(params.items()))])
     config = {"experiment_name": f"{dataset}-mlp", "dataset": {"name": dataset},
               "backbone": {"name": "mlp"}, "strategy": {"name": strategy, **params},
-              "budget": {"initial": 20, "batch": 20, "cycles": cycles}, "seed": seed}
+              "budget": {"initial": 20, "batch": 20, "cycles": cycles},
+              "trainer": {"lr": lr, "epochs": 5}, "seed": seed}
     rows = []
     for cycle, n_labelled, metric in points:
         row = dict.fromkeys(ROW_COLUMNS, 0)
@@ -81,7 +87,9 @@ def write_run(root: Path, strategy: str, seed: int, dataset: str, cycles: int,
                    prepare_seconds=np.nan if cycle == cycles else 0.001)
         rows.append(row)
     folder = RunFolder(root / config["experiment_name"] / run_id)
-    folder.start(config, {"run": run_id})
+    identity = {k: config[k] for k in ("dataset", "backbone", "strategy", "budget", "trainer",
+                                       "seed")}  # as the runner's identity_config
+    folder.start(config, identity)
     labelled = np.arange(points[-1][1])
     folder.save(LoopState(next_cycle=len(points), labelled=labelled, rows=rows,
                           picks={"initial": labelled[:20]}), finished=finished)
@@ -222,8 +230,9 @@ def test_inconsistent_inputs_are_reported(tmp_path):
         write_run(root, strategy, 2, spec["dataset"], 4, curve(strategy, 2, 4, 1))
     # unfinished run
     write_run(root, "random", 2, "synth_b", 2, curve("random", 2, 2, 2)[:2], finished=False)
-    # mixed setting: same dataset/backbone/budget, different config hash
-    write_run(root, "random", 0, "synth_a", 4, curve("random", 0, 4, 1), setting="other")
+    # mixed setting: same dataset/backbone/budget, another config (lr) and so another hash
+    write_run(root, "random", 0, "synth_a", 4, curve("random", 0, 4, 1), setting="other",
+              lr=0.01)
     # a run whose labelled count at cycle 1 differs
     write_run(root, "equal", 2, "synth_b", 2, [(0, 20, 0.5), (1, 39, 0.52), (2, 60, 0.54)])
 
@@ -231,7 +240,8 @@ def test_inconsistent_inputs_are_reported(tmp_path):
     kinds: dict[str, str] = {}
     for finding in results.findings + validate(results.rows):
         kinds[finding.kind] = kinds.get(finding.kind, "") + str(finding) + "\n"
-    assert "20+20x4 [set-synth_a]: worse has 2 seed(s) [0, 1], missing [2]" in kinds["missing-seeds"]
+    assert ("20+20x4 [trainer.lr=0.001]: worse has 2 seed(s) [0, 1], missing [2]"
+            in kinds["missing-seeds"])
     assert "running" in kinds["unfinished"] and "left out" in kinds["unfinished"]
     assert "synth_a · mlp · 20+20x4" in kinds["mixed-setting"]
     assert "[39, 40]" in kinds["mixed-labelled"]
@@ -241,9 +251,20 @@ def test_inconsistent_inputs_are_reported(tmp_path):
     assert sorted(unfinished["seed"].unique()) == [0, 1]
     with_it = load([root], include_unfinished=True).rows
     assert 2 in set(with_it.loc[with_it["setting_label"] == "synth_b · mlp · 20+20x2", "seed"])
-    # the mixed cell is split by setting hash, never averaged
+    # the mixed cell is split by setting, named by the config key that differs, never averaged
     labels = set(results.rows["setting_label"])
-    assert {"synth_a · mlp · 20+20x4 [set-synth_a]", "synth_a · mlp · 20+20x4 [other]"} <= labels
+    assert {"synth_a · mlp · 20+20x4 [trainer.lr=0.001]",
+            "synth_a · mlp · 20+20x4 [trainer.lr=0.01]"} <= labels
+    # ... and the variants missing from that second setting are named
+    assert "[trainer.lr=0.01]: no runs of better, equal, worse" in kinds["missing-variant"]
+
+
+def test_setting_names_fall_back_to_the_hash():
+    lr = {"h1": {"trainer": {"lr": 0.1}, "seed": 0}, "h2": {"trainer": {"lr": 0.2}, "seed": 1}}
+    assert setting_names(["h1", "h2"], lr) == {"h1": "trainer.lr=0.1", "h2": "trainer.lr=0.2"}
+    assert setting_names(["h1", "h2"], {"h1": lr["h1"]}) == {"h1": "h1", "h2": "h2"}  # no file
+    same = {"h1": {"seed": 0, "trainer": {"lr": 1}}, "h2": {"seed": 1, "trainer": {"lr": 1}}}
+    assert setting_names(["h1", "h2"], same) == {"h1": "h1", "h2": "h2"}  # only the seed differs
 
 
 def test_errors_are_one_line(tmp_path, capsys):
@@ -289,6 +310,49 @@ def test_write_report_files(results, tmp_path):
     assert times.at[("synth_a · mlp · 20+20x4", "better"), "select_seconds_mean"] == \
         pytest.approx(0.02)  # seeds 0, 1, 2 take 0.01, 0.02, 0.03 s
     assert times.at[("synth_a · mlp · 20+20x4", "better"), "n_selections"] == 12
+
+
+def test_methods_restrict_and_order_the_report(results, tmp_path):
+    """``methods``: only the listed strategies, in the listed order, the rest reported."""
+    report = write_report([results], tmp_path / "out", methods="worse,random,better", quiet=True)
+    matrix = pd.read_csv(tmp_path / "out" / "win_matrix_alfamix.csv", index_col=0)
+    assert list(matrix.columns) == ["worse", "random", "better"]
+    assert list(matrix.index) == ["worse", "random", "better", "beaten"]
+    # A: better beats worse at 4 of 4 cycles, B at 1 of 2; bottom row over m − 1 = 2
+    assert matrix.at["better", "worse"] == pytest.approx(1.5)
+    assert matrix.at["beaten", "worse"] == pytest.approx((1.5 + 1.5) / 2)
+    assert set(report.rows["strategy"]) == {"worse", "random", "better"}
+    assert any("left out" in f.message and "equal" in f.message for f in report.findings)
+    with pytest.raises(ConfigError, match="none of the runs"):
+        load_results([results], methods="cluster_margin,badge")
+    with pytest.raises(ConfigError, match="twice"):
+        load_results([results], methods="random,random")
+
+
+def test_paper_presets_name_registered_strategies():
+    """Issue 7: the ALFA-Mix preset lists the methods of the paper's matrix (official README's
+    baselines + ALFA-Mix); every preset names strategies the registry has."""
+    from alharness.strategies import STRATEGIES  # imports torch: tests only
+
+    assert PRESETS["alfamix"].strategies == ("random", "entropy", "bald", "coreset", "dfal",
+                                             "coregcn", "cdal", "badge", "alfa_mix")
+    assert PRESETS["cluster_margin"].strategies == ("random", "margin", "coreset", "badge",
+                                                    "cluster_margin")
+    for preset in PRESETS.values():
+        assert set(preset.strategies) <= set(STRATEGIES), preset.name
+    assert resolve_methods("alfamix") is PRESETS["alfamix"]
+    assert resolve_methods(None) is None and resolve_methods("all") is None
+
+
+def test_write_learning_curves_for_one_experiment(results, tmp_path):
+    """The call a logger makes at the end of a run: PNG paths of one experiment folder."""
+    experiment = results / "synth_a-mlp"
+    pngs = write_learning_curves(experiment, tmp_path / "curves")
+    assert pngs == [tmp_path / "curves" / "synth_a_mlp_20+20x4.png"]
+    assert pngs[0].stat().st_size > 10_000 and pngs[0].with_suffix(".pdf").is_file()
+    default = write_learning_curves(experiment)  # beside the runs, never read back as a run
+    assert default[0].parent == experiment / "figures"
+    assert write_learning_curves(experiment) == default  # a second call is not confused
 
 
 def _python(args: list[str], pythonpath: list[Path]) -> subprocess.CompletedProcess:

@@ -42,6 +42,7 @@ class Run:
     status: str
     config: dict[str, Any]
     rows: pd.DataFrame
+    identity: dict[str, Any] = field(default_factory=dict)  # what its hashes were made of
 
     def describe(self) -> str:
         strategy = self.config.get("strategy", {}).get("name", "?")
@@ -95,7 +96,8 @@ def read_run(folder: Path) -> Run:
         if status == "finished":
             raise ReportError(f"{folder} says it is finished but has no rows.csv; "
                               "remove the folder and re-run that seed")
-        return Run(folder, status, config, pd.DataFrame(columns=list(REQUIRED_COLUMNS)))
+        return Run(folder, status, config, pd.DataFrame(columns=list(REQUIRED_COLUMNS)),
+                   _read_json(folder / "identity.json"))
     try:
         rows = pd.read_csv(file)
     except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
@@ -108,7 +110,7 @@ def read_run(folder: Path) -> Run:
                           "(or by an incompatible version)")
     if not pd.api.types.is_numeric_dtype(rows["metric"]):
         raise ReportError(f"{file} has a non-numeric metric column; the file is damaged")
-    return Run(folder, status, config, rows)
+    return Run(folder, status, config, rows, _read_json(folder / "identity.json"))
 
 
 def _budget_label(initial: object, batch: object, cycles: object) -> str:
@@ -117,17 +119,53 @@ def _budget_label(initial: object, batch: object, cycles: object) -> str:
     return f"{initial}+{batch}x{cycles}"
 
 
-def annotate(rows: pd.DataFrame) -> pd.DataFrame:
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+#: A setting name longer than this falls back to the setting hash.
+_MAX_SETTING_NAME = 60
+
+
+def setting_names(hashes: list[str], identities: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Name each setting of one cell by the config keys that differ among them (``identity.json``
+    less strategy and seed, what the setting hash is made of), e.g. ``trainer.lr=0.01``: a
+    Hydra sweep over a trainer option reads as such. The hash where that is not possible."""
+    flats = {h: _flatten({k: v for k, v in identities.get(h, {}).items()
+                          if k not in ("strategy", "seed")}) for h in hashes}
+    keys = sorted({k for flat in flats.values() for k in flat})
+    varying = [k for k in keys
+               if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats.values()}) > 1]
+    names = {h: ", ".join(f"{k}={flats[h].get(k)}" for k in varying) for h in hashes}
+    if (not varying or not all(flats.values()) or len(set(names.values())) < len(hashes)
+            or max(map(len, names.values())) > _MAX_SETTING_NAME):
+        return {h: h for h in hashes}
+    return names
+
+
+def annotate(rows: pd.DataFrame, identities: dict[str, dict[str, Any]] | None = None
+             ) -> pd.DataFrame:
     """Add ``variant`` (strategy plus the parameters that vary, see
     :func:`alharness.schema.variant_labels`), ``cell`` (dataset · backbone · budget) and
-    ``setting_label`` (the cell, plus the setting hash where one cell holds runs of
-    different configs, so that those are reported apart instead of averaged)."""
+    ``setting_label`` (the cell, plus :func:`setting_names` where one cell holds runs of
+    different configs, so that those are reported apart instead of averaged).
+    ``identities``: setting hash → a run's ``identity.json``."""
     rows = rows.reset_index(drop=True)
     budget = [_budget_label(*b) for b in
               rows[["budget_initial", "budget_batch", "budget_cycles"]].itertuples(index=False)]
     cell = rows["dataset"].astype(str) + " · " + rows["backbone"].astype(str) + " · " + budget
     mixed = rows.groupby(list(SETTING_COLUMNS))["setting"].transform("nunique") > 1
-    label = cell.where(~mixed, cell + " [" + rows["setting"].astype(str) + "]")
+    label = cell.copy()
+    for _, index in rows[mixed].groupby(cell[mixed]).groups.items():
+        hashes = rows.loc[index, "setting"].astype(str)
+        names = setting_names(sorted(hashes.unique()), identities or {})
+        label[index] = cell[index] + " [" + hashes.map(names) + "]"
     return rows.assign(variant=variant_labels(rows), cell=cell, setting_label=label)
 
 
@@ -180,7 +218,8 @@ def load(paths: Iterable[str | Path], include_unfinished: bool = False,
     rows, duplicates = _drop_duplicates(rows)
     preset = methods if isinstance(methods, MethodPreset) else resolve_methods(methods)
     rows, chosen = apply_methods(rows, preset)
-    return Results(annotate(rows), runs, findings + duplicates + chosen,
+    identities = {str(r.rows["setting"].iloc[0]): r.identity for r in kept if r.identity}
+    return Results(annotate(rows, identities), runs, findings + duplicates + chosen,
                    preset.strategies if preset else STRATEGY_ORDER)
 
 

@@ -8,6 +8,9 @@
 - ``mixed-labelled``: runs in one setting have different labelled counts at the same cycle
   (a strategy returned fewer points than the budget). Curves and tables group by labelled
   count, so such points are never averaged together.
+- ``missing-variant``: a variant has runs in some settings but none in another; the win
+  matrix sums over settings, so it can neither win nor lose there (as in ALFA-Mix's
+  ``agg_results.py``, where a method without results scores 0).
 """
 
 from __future__ import annotations
@@ -51,6 +54,15 @@ def _mixed_labelled(rows: pd.DataFrame) -> list[Finding]:
             for (setting, cycle), values in mixed.items()]
 
 
+def _missing_variants(rows: pd.DataFrame) -> list[Finding]:
+    present = rows.groupby("setting_label")["variant"].unique().map(set)
+    every = set().union(*present)
+    return [Finding("missing-variant", f"{setting}: no runs of {', '.join(sorted(every - own))}"
+                    " (present in other settings); the summed win matrix counts 0 for them "
+                    "here") for setting, own in present.items() if own != every]
+
+
 def validate(rows: pd.DataFrame) -> list[Finding]:
     """Everything that makes a comparison in ``rows`` (annotated by ``load``) shaky."""
-    return _mixed_settings(rows) + _missing_seeds(rows) + _mixed_labelled(rows)
+    return (_mixed_settings(rows) + _missing_seeds(rows) + _missing_variants(rows)
+            + _mixed_labelled(rows))
