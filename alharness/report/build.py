@@ -100,7 +100,7 @@ def _matrix_section(matrix: pd.DataFrame, convention: str, settings: int, png: P
             f"row variant significantly beats the column variant, summed over {settings} "
             f"setting(s); row '{BEATEN}' = how often each column is beaten (lower is better).")
     return Section(f"Pairwise win matrix ({convention})", png.name, notes=[note],
-                   tables={"matrix": matrix.round(3).reset_index()})
+                   tables={"matrix": matrix.map(lambda v: f"{v:.2f}").reset_index()})
 
 
 def write_report(paths: Iterable[str | Path], out: str | Path, convention: str = "alfamix",

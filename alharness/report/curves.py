@@ -62,7 +62,7 @@ def plot_setting(stats: pd.DataFrame, setting: str, metric_name: str, styles: di
     ax.grid(True, linewidth=0.5, alpha=0.5)
     ax.margins(x=0.02)
     if len(variants) <= 6:
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+        ax.legend(loc="best", fontsize=8, framealpha=0.9)
     else:  # many sweep variants: a legend beside the axes never hides a curve
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
         fig.set_size_inches(8.5, 4.2)

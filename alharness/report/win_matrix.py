@@ -19,7 +19,9 @@ column variant, summed over settings, with a bottom row of how often each column
     order (ascending seed); with sample std (ddof=1), t = mean(d) / (std(d)/√N) and the
     two-sided p = 2·P(T_{N−1} > |t|); row wins if mean(d) > 0 and p < 0.05, weighted 1/L
     with L = the number of checkpoints of the setting. Bottom row = column mean over all m
-    rows (the zero diagonal included, as in BADGE's ``matPlot.mean(axis=0)``).
+    rows (the zero diagonal included, as in BADGE's ``matPlot.mean(axis=0)``). (BADGE's code
+    adds to ``matrix[a1][a2]`` when a1's mean accuracy difference is negative and draws
+    that dict transposed, so its cell (row, column) also reads "row beats column".)
     BADGE's geometric checkpoint spacing and its stop at 99% of random's final accuracy are
     not applied: every cycle of the schedule is a checkpoint.
 
