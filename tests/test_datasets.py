@@ -7,7 +7,6 @@ assertions call the loaders directly; a few runs go through the runner and ``run
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from alharness.errors import ConfigError, DataError
 from alharness.loop import run_experiment
 from alharness.metrics import mean_average_precision, pooled_average_precision
 from alharness.models import build_backbone
-from tests.conftest import ROOT, run_cli
+from tests.conftest import load_script, run_cli
 from tests.data_files import (
     N_TEST,
     N_TRAIN,
@@ -298,12 +297,7 @@ def test_openimages_end_to_end_reports_map(roots, tmp_path):
 
 
 def script_main(name: str):
-    """``main`` of ``scripts/<name>.py``, run in this process (a fresh interpreter per script
-    would cost more than the work)."""
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(name).main
 
 
 def test_extracted_embeddings_feed_openimages_features(roots, tmp_path, make_config):
