@@ -7,16 +7,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial.distance import cdist, pdist, squareform
 
 from alharness.ops.hac import (
     average_linkage,
     cut,
     graph_edges,
     merge_rounds,
+    merges_needed,
     threshold_for_mean_size,
 )
-from alharness.ops.knn import knn_graph
+from alharness.ops.knn import diameter_bound, knn_graph
 
 
 def same_partition(p: np.ndarray, q: np.ndarray) -> bool:
@@ -73,6 +76,51 @@ def test_clusters_merge_at_linkage_equal_to_epsilon_like_fcluster():
     assert len(np.unique(average_linkage(graph.ids, graph.dists, epsilon=4.999)[0])) == 5
 
 
+def replay_is_greedy(x: np.ndarray, merges) -> bool:
+    """Sequential exact average linkage accepts every merge, in order of height: each
+    joins two current clusters at their true mean distance, the smallest of all pairs."""
+    d = cdist(x, x)
+    members = {i: [i] for i in range(len(x))}
+    for t in np.lexsort((np.arange(len(merges.height)), merges.height)):
+        u, v, height = int(merges.kept[t]), int(merges.absorbed[t]), merges.height[t]
+        ids = list(members)
+        smallest = min(d[np.ix_(members[p], members[q])].mean()
+                       for i, p in enumerate(ids) for q in ids[i + 1:])
+        if not np.isclose(d[np.ix_(members[u], members[v])].mean(), height) or \
+                not np.isclose(height, smallest):
+            return False
+        members[u] += members.pop(v)
+    return len(members) == 1
+
+
+def test_tied_linkages_give_a_valid_dendrogram_where_scipy_depends_on_input_order():
+    """Tied linkages have several valid dendrograms (SciPy's changes when the input is
+    permuted), so there is no unique answer to agree with; ours must be one of them."""
+    line = np.arange(4.0)[:, None]
+    assert not np.array_equal(linkage(line, method="average")[:, 2],
+                              linkage(line[[1, 2, 0, 3]], method="average")[:, 2])
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(3, 25))
+        x = rng.integers(0, 4, size=(n, int(rng.integers(1, 3)))).astype(float)  # many ties
+        graph = complete_graph(x)
+        merges = merge_rounds(*graph_edges(graph.ids, graph.dists), n)
+        assert replay_is_greedy(x, merges), seed
+        for eps in between_merges(merges.height):
+            labels, _ = average_linkage(graph.ids, graph.dists, epsilon=float(eps))
+            np.testing.assert_array_equal(labels, cut(merges, eps))
+
+
+def test_one_and_two_point_pools():
+    one = knn_graph(np.zeros((1, 3)), 5)
+    assert average_linkage(one.ids, one.dists, epsilon=1.0)[0].tolist() == [0]
+    assert average_linkage(one.ids, one.dists, target_cluster_size=10)[0].tolist() == [0]
+    two = knn_graph(np.array([[0.0], [2.0]]), 5)
+    assert average_linkage(two.ids, two.dists, epsilon=1.999)[0].tolist() == [0, 1]
+    assert average_linkage(two.ids, two.dists, epsilon=2.0)[0].tolist() == [0, 0]
+    assert average_linkage(two.ids, two.dists, target_cluster_size=2)[0].tolist() == [0, 0]
+
+
 def test_epsilon_zero_merges_exact_duplicates_only_and_huge_epsilon_gives_one_cluster():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 4))
@@ -82,11 +130,15 @@ def test_epsilon_zero_merges_exact_duplicates_only_and_huge_epsilon_gives_one_cl
     assert len(np.unique(labels)) == 27 and len(np.unique(labels[[0, 10, 11, 12]])) == 1
     ref = fcluster(linkage(x, method="average"), 0.0, criterion="distance")
     assert same_partition(labels, ref)
-    labels, _ = average_linkage(graph.ids, graph.dists, epsilon=1e9)
-    assert (labels == 0).all()
+    bound = diameter_bound(x)
+    assert bound >= pdist(x).max()
+    labels, used = average_linkage(graph.ids, graph.dists, epsilon=bound, diameter=bound)
+    assert (labels == 0).all() and used == bound
 
 
 def test_target_cluster_size_picks_the_smallest_epsilon_that_reaches_it():
+    """The target path stops building the dendrogram early; it must still find the
+    ε and the clusters of the whole dendrogram."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 3))
     graph = knn_graph(x, 15, "flat")
@@ -94,16 +146,41 @@ def test_target_cluster_size_picks_the_smallest_epsilon_that_reaches_it():
     for target in (1.5, 4, 10, 37.5):
         labels, eps = average_linkage(graph.ids, graph.dists, target_cluster_size=target)
         assert eps == threshold_for_mean_size(merges, target)
+        np.testing.assert_array_equal(labels, cut(merges, eps))
+        early = merge_rounds(*graph_edges(graph.ids, graph.dists), len(x),
+                             target_merges=merges_needed(len(x), target))
+        assert early.rounds < merges.rounds and len(early.height) < len(merges.height)
+        assert threshold_for_mean_size(early, target) == eps
+        early = merge_rounds(*graph_edges(graph.ids, graph.dists), len(x),
+                             target_merges=merges_needed(len(x), target))
+        assert early.rounds < merges.rounds and len(early.height) < len(merges.height)
+        assert threshold_for_mean_size(early, target) == eps
         assert len(x) / len(np.unique(labels)) >= target
         below = np.max(merges.height[merges.height < eps])
         assert len(x) / len(np.unique(cut(merges, below))) < target
     assert threshold_for_mean_size(merges, 1) == 0.0
-    assert threshold_for_mean_size(merges, 10_000) == merges.far  # beyond the graph: one
+    assert average_linkage(graph.ids, graph.dists, target_cluster_size=0.5)[1] == 0.0
+
+
+def test_target_beyond_the_graph_components_is_one_cluster_only_with_a_diameter():
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(4), 10)
+    x = rng.normal(scale=0.1, size=(40, 2)) + 100.0 * np.arange(4)[groups, None]
+    graph = knn_graph(x, 5, "flat")
+    merges = merge_rounds(*graph_edges(graph.ids, graph.dists), len(x))
+    assert threshold_for_mean_size(merges, 10) < np.inf
+    assert threshold_for_mean_size(merges, 20) == np.inf  # components have 10 points
+    labels, eps = average_linkage(graph.ids, graph.dists, target_cluster_size=20)
+    assert same_partition(labels, groups) and eps == np.inf
+    labels, eps = average_linkage(graph.ids, graph.dists, target_cluster_size=20,
+                                  diameter=diameter_bound(x))
+    assert (labels == 0).all() and eps == diameter_bound(x)
 
 
 def test_sparse_graph_keeps_well_separated_groups_apart_and_prunes_no_mergeable_pair():
-    """Far-apart groups share no kNN edge, so no ε below the far distance joins them; the
-    ε-thresholded run (with pruning) gives the same cut as the full dendrogram."""
+    """Far-apart groups share no kNN edge, so they stay apart at every ε below the
+    diameter, as in exact HAC up to their true distance; the ε-thresholded run (with
+    pruning) gives the same cut as the full dendrogram."""
     rng = np.random.default_rng(2)
     groups = np.repeat(np.arange(6), 25)
     x = rng.normal(scale=0.3, size=(150, 5)) + 50.0 * rng.normal(size=(6, 5))[groups]
@@ -111,7 +188,12 @@ def test_sparse_graph_keeps_well_separated_groups_apart_and_prunes_no_mergeable_
     lo, hi, w = graph_edges(graph.ids, graph.dists)
     assert not (groups[lo] != groups[hi]).any()
     full = merge_rounds(lo, hi, w, len(x))
-    assert same_partition(cut(full, full.far * 0.999), groups)
+    exact = linkage(x, method="average")
+    assert same_partition(average_linkage(graph.ids, graph.dists, epsilon=full.far)[0], groups)
+    for eps in (5.0, 20.0):  # above D, within the gap: exact HAC has the six groups too
+        labels, _ = average_linkage(graph.ids, graph.dists, epsilon=eps)
+        assert eps > full.far and same_partition(labels, groups)
+        assert same_partition(labels, fcluster(exact, eps, criterion="distance"))
     for eps in (0.3, 0.6, 1.0, 2.0):
         thresholded = merge_rounds(lo, hi, w, len(x), eps)
         assert thresholded.height.max(initial=0) <= eps
@@ -122,7 +204,7 @@ def test_sparse_graph_keeps_well_separated_groups_apart_and_prunes_no_mergeable_
 def test_sparse_graph_is_exact_average_linkage_of_the_completed_matrix(seed, x):
     """With pairs outside the kNN graph set to D (the longest edge), SciPy's exact average
     linkage of that matrix has our merge heights, then one merge at D per extra graph
-    component, and the same clusters at every ε."""
+    component, and the same clusters at every ε < D; from D up, the graph's components."""
     rng = np.random.default_rng(seed)
     n = len(x)
     graph = knn_graph(x, int(rng.integers(1, 5)), "flat")
@@ -136,6 +218,9 @@ def test_sparse_graph_is_exact_average_linkage_of_the_completed_matrix(seed, x):
     missing = n - 1 - len(merges.height)
     np.testing.assert_allclose(np.sort(np.concatenate([merges.height, [w.max()] * missing])),
                                z[:, 2], rtol=1e-9)
+    components = connected_components(coo_matrix((np.ones(len(lo)), (lo, hi)), (n, n)))[1]
     for eps in between_merges(z[:, 2]):
         ours, _ = average_linkage(graph.ids, graph.dists, epsilon=float(eps))
-        assert same_partition(ours, fcluster(z, eps, criterion="distance")), (seed, eps)
+        # From D up the completed matrix joins everything; the graph keeps its components.
+        ref = fcluster(z, eps, criterion="distance") if eps < w.max() else components
+        assert same_partition(ours, ref), (seed, eps)

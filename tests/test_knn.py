@@ -80,3 +80,28 @@ def test_ivf_is_reproducible_and_auto_switches_by_pool_size(monkeypatch):
     assert knn_graph(x, 5).index == "ivf"
     with pytest.raises(ValueError, match="index must be one of"):
         knn_graph(x, 5, "annoy")
+
+
+def test_gpu_search_runs_only_when_asked_and_faiss_sees_a_gpu(monkeypatch):
+    """No GPU here: the GPU call is stood in for by the CPU search, to check the dispatch."""
+    x = low_dim_blobs(500)
+    calls = []
+
+    def knn_gpu(res, xq, xb, k, device=-1):
+        calls.append(device)
+        return knn.faiss.knn(xq, xb, k)
+
+    monkeypatch.setattr(knn.faiss, "knn_gpu", knn_gpu)
+    monkeypatch.setattr(knn.faiss, "StandardGpuResources", lambda: None, raising=False)
+    monkeypatch.setattr(knn.faiss, "get_num_gpus", lambda: 0)
+    assert knn_graph(x, 5, gpu=0).index == "flat" and not calls  # a faiss-cpu build
+    monkeypatch.setattr(knn.faiss, "get_num_gpus", lambda: 1)
+    assert knn_graph(x, 5).index == "flat" and not calls  # the model is not on CUDA
+    assert knn_graph(x, 5, "hnsw", gpu=0).index == "hnsw" and not calls
+    graph = knn_graph(x, 5, gpu=1)
+    assert graph.index == "flat-gpu" and calls == [1]
+    exact = knn_graph(x, 5, "flat")
+    np.testing.assert_array_equal(graph.ids, exact.ids)
+    np.testing.assert_array_equal(graph.dists, exact.dists)
+    monkeypatch.setattr(knn, "EXACT_MAX", 100)  # auto stays exact on a GPU at any size
+    assert knn_graph(x, 5, gpu=-1).index == "flat-gpu" and calls == [1, -1]

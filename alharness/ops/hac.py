@@ -2,36 +2,56 @@
 
 Exact average-linkage HAC needs all n² distances. Here the input is a sparse graph (a
 k-nearest-neighbour graph, `alharness.ops.knn`) whose edge weights are Euclidean
-distances. A pair of points *without* an edge is treated as "not linked": as being at
-distance D, the largest edge weight in the graph (D ≥ every distance the graph knows).
-Average linkage is then the exact mean pairwise distance on that completed matrix::
+distances, and merging is restricted to it, as in RAC (Sumengen et al. 2021, "Scaling
+Hierarchical Agglomerative Clustering to Billion-sized Datasets"): two clusters joined
+by at least one edge have the linkage
 
     linkage(A, B) = (Σ_{edges i–j, i ∈ A, j ∈ B} d_ij + (|A|·|B| − #edges(A, B))·D) / (|A|·|B|)
                   = D − Σ_edges (D − d_ij) / (|A|·|B|)
 
-— the RAC form "sum of edge similarities / (|A|·|B|)" with similarity D − d and missing
-edges at similarity 0. On a complete graph there are no missing pairs and this *is*
-SciPy's ``linkage(method="average")``. Because it is average linkage on a fixed
-dissimilarity, it is *reducible* (linkage(A ∪ B, C) is a size-weighted mean of
-linkage(A, C) and linkage(B, C)), so merging every reciprocal-nearest-neighbour pair at
-once reproduces the sequential greedy dendrogram (RAC, Sumengen et al. 2021, "Scaling
-Hierarchical Agglomerative Clustering to Billion-sized Datasets"); and clusters without
-an edge between them sit at exactly D, so for ε < D only graph edges ever need looking
-at. `merge_rounds` runs those rounds, vectorised over the edge list (ufunc.at, unique,
-bincount); rounds repeat until no reciprocal pair is within ε.
+— the mean pairwise distance with the pairs the graph does not know set to D, the
+largest edge weight (RAC's "sum of edge similarities / (|A|·|B|)" with similarity
+D − d, missing pairs at similarity 0) — and two clusters with no edge between them
+never merge: nothing the graph measured says they are close. On a complete graph there
+are no missing pairs and this *is* SciPy's ``linkage(method="average")``. The linkage is
+*reducible* (linkage(A ∪ B, C) is a size-weighted mean of linkage(A, C) and
+linkage(B, C), with a part that has no edge to C counting as D ≥ every linkage, so it
+is ≥ the smaller of them), hence merging every reciprocal-nearest-neighbour pair at once
+reproduces the sequential greedy dendrogram (RAC). `merge_rounds` runs those rounds,
+vectorised over the edge list (ufunc.at, unique, bincount); rounds repeat until no
+reciprocal pair is within ε. Below D this is exactly average linkage of the completed
+matrix (every pair without an edge at D); from D up, where the completed matrix would
+join everything, the graph's connected components stay apart.
 
 Merging happens while linkage ≤ ε, the semantics of SciPy's
-``fcluster(Z, t=ε, criterion="distance")`` (cophenetic distance ≤ t). For ε ≥ D every
-pair is within ε: a single cluster.
+``fcluster(Z, t=ε, criterion="distance")`` (cophenetic distance ≤ t). Exact HAC puts
+the whole pool in one cluster once ε reaches the pool's largest distance; give
+``average_linkage`` an upper bound of it (``diameter``, e.g. `alharness.ops.knn.diameter_bound`)
+to keep that limit.
 
-Where this differs from exact HAC on large pools: it is exact HAC of the completed
-matrix, not of the true distances. Non-neighbour pairs count as D, which overstates the
-distance of non-neighbours in dense regions and understates it for far-apart ones, so a
-given ε can give different clusters than exact HAC; a large cluster is linked to a
-point only through the point's ~k graph edges, so clusters much larger than k form only
-when ε nears D. Deriving ε from a target mean cluster size on the same graph
-(`threshold_for_mean_size`) keeps the cluster granularity meaningful anyway. All of this
-vanishes as k → n − 1, and the tests hold the complete-graph case equal to SciPy.
+Ties: when several pairs share the smallest linkage, average-linkage HAC has more than
+one valid dendrogram (SciPy's own answer then depends on the input order). Ours is one
+of them — every merge is at the current smallest linkage — with ties broken towards
+the smallest point id; without ties it is *the* dendrogram.
+
+Where this differs from exact HAC on large pools (k ≪ n):
+
+* Missing edges. It is exact HAC of the completed matrix, not of the true distances.
+  Non-neighbour pairs count as D, which overstates the distance of non-neighbours in
+  dense regions and understates it for far-apart ones, so a given ε can give different
+  clusters than exact HAC. A large cluster is linked to a point only through the
+  point's ~k graph edges, so clusters much larger than k form only when ε nears D; and
+  groups that share no edge (the graph's components) never merge below ``diameter``,
+  even where exact HAC would join them at some ε between D and the diameter. A small
+  ``k`` makes all of this stronger.
+* Approximate neighbours. With ``ivf``/``hnsw`` (the default above 20,000 points) some
+  true neighbours are missed (recall < 1) and replaced by farther points; a missed
+  edge is treated as D like any other missing pair, so clusters can come out split or
+  merge later than on the exact graph.
+
+Deriving ε from a target mean cluster size on the same graph (`threshold_for_mean_size`)
+keeps the cluster granularity meaningful anyway. All of this vanishes with an exact
+search as k → n − 1, and the tests hold the complete-graph case equal to SciPy.
 """
 
 from __future__ import annotations
@@ -56,7 +76,7 @@ class Merges:
     absorbed: np.ndarray  # (m,) int64
     height: np.ndarray  # (m,) float64
     n: int
-    far: float  # the distance given to point pairs without an edge (see `merge_rounds`)
+    far: float  # D: the distance given to unknown pairs of linked clusters (module doc)
     rounds: int
 
 
@@ -77,17 +97,22 @@ def graph_edges(ids: np.ndarray, dists: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def merge_rounds(lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, n: int,
-                 max_height: float = np.inf) -> Merges:
+                 max_height: float = np.inf, target_merges: int | None = None) -> Merges:
     """Every average-linkage merge of height ≤ ``max_height`` on the graph, by RAC rounds.
 
     Per round: each cluster's nearest neighbour (smallest linkage, ties to the smallest
     id, so the globally closest pair is always reciprocal and every round merges);
     reciprocal pairs with linkage ≤ ``max_height`` merge; edges of merged clusters are
     relabelled and coalesced (weight sums and edge counts add). A cluster whose nearest
-    linkage exceeds ``max_height`` is final: its later linkages are size-weighted means
-    of its current ones and of D, so its edges are dropped. Memory is O(n + edges).
-    With ``max_height=inf`` the result is the graph's whole dendrogram; what it leaves
-    apart (graph components) merges at height D.
+    linkage exceeds ``max_height`` is final (reducibility: it can only get farther), so
+    its edges are dropped. Memory is O(n + edges). With ``max_height=inf`` the result is
+    the graph's whole dendrogram, down to its connected components.
+
+    ``target_merges`` (with ``max_height=inf``): only the merges up to the height of the
+    ``target_merges``-th lowest one are needed (`threshold_for_mean_size`). As soon as
+    that height is known for certain — that many merges are at most the current smallest
+    linkage, below which no later merge can fall — it becomes ``max_height``, and the
+    rest of the run prunes as above instead of building the whole dendrogram.
     """
     a, b = lo.astype(np.int64), hi.astype(np.int64)
     total, count = weight.astype(np.float64), np.ones(len(a))
@@ -99,6 +124,8 @@ def merge_rounds(lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, n: int,
     kept, absorbed, heights = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
     rounds = 0
     while len(a):
+        if target_merges is not None and max_height == np.inf:
+            max_height = _known_height(heights, target_merges, float(link.min()))
         best = np.full(n, np.inf)
         np.minimum.at(best, a, link)
         np.minimum.at(best, b, link)
@@ -145,13 +172,21 @@ def merge_rounds(lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, n: int,
                   far, rounds)
 
 
-def cut(merges: Merges, epsilon: float) -> np.ndarray:
-    """Cluster label (0 … c−1) of every point after the merges of height ≤ ``epsilon``.
+def _known_height(heights: list[np.ndarray], rank: int, floor: float) -> float:
+    """The ``rank``-th lowest merge height if already certain, else inf. Every later merge
+    is at height ≥ ``floor`` (the smallest current linkage), so it is certain once
+    ``rank`` recorded merges are ≤ ``floor``."""
+    done = sum(len(h) for h in heights)
+    if done < rank:
+        return np.inf
+    recorded = np.concatenate(heights)
+    if np.count_nonzero(recorded <= floor) < rank:
+        return np.inf
+    return float(np.partition(recorded, rank - 1)[rank - 1])
 
-    From ε = ``far`` on, every pair of clusters is within ε: one cluster.
-    """
-    if epsilon >= merges.far:
-        return np.zeros(merges.n, dtype=np.int64)
+
+def cut(merges: Merges, epsilon: float) -> np.ndarray:
+    """Cluster label (0 … c−1) of every point after the merges of height ≤ ``epsilon``."""
     sel = merges.height <= epsilon
     graph = coo_matrix((np.ones(int(sel.sum()), dtype=np.int8),
                         (merges.kept[sel], merges.absorbed[sel])), shape=(merges.n, merges.n))
@@ -161,37 +196,49 @@ def cut(merges: Merges, epsilon: float) -> np.ndarray:
 def threshold_for_mean_size(merges: Merges, target: float) -> float:
     """The smallest ε at which the mean cluster size n / #clusters is ≥ ``target``.
 
-    That is the height of the (n − ⌊n / target⌋)-th lowest merge; 0 if ``target`` ≤ 1.
-    ``merges`` must be complete (`merge_rounds` with ``max_height=inf``); the graph's
-    components, which it cannot join, merge last at height ``far`` (one cluster).
+    That is the height of the (n − ⌊n / target⌋)-th lowest merge; 0 if ``target`` ≤ 1;
+    inf if the graph's connected components are still smaller on average (the graph
+    cannot join them). ``merges`` must hold every merge up to that height (`merge_rounds`
+    with ``max_height=inf``, or ``target_merges`` = `merges_needed`).
     """
-    need = merges.n - int(np.floor(merges.n / target))
+    need = merges_needed(merges.n, target)
     if need <= 0:
         return 0.0
     if need > len(merges.height):
-        return merges.far
+        return np.inf
     return float(np.partition(merges.height, need - 1)[need - 1])
 
 
+def merges_needed(n: int, target: float) -> int:
+    """Merges that take n points to a mean cluster size ≥ ``target``: n − ⌊n / target⌋."""
+    return n - int(np.floor(n / target))
+
+
 def average_linkage(ids: np.ndarray, dists: np.ndarray, epsilon: float | None = None,
-                    target_cluster_size: float | None = None) -> tuple[np.ndarray, float]:
+                    target_cluster_size: float | None = None,
+                    diameter: float = np.inf) -> tuple[np.ndarray, float]:
     """Flat average-linkage clusters of a kNN graph: ``(labels, epsilon used)``.
 
     Give ``epsilon`` (merge while linkage ≤ ε) or ``target_cluster_size`` (ε from
-    `threshold_for_mean_size`, which needs the full merge sequence: slower).
+    `threshold_for_mean_size`). ``diameter``: an upper bound of every pairwise distance
+    in the pool; from ε ≥ it on every average linkage is ≤ ε, so the pool is one cluster
+    as in exact HAC (also where a target size is beyond what the graph can join).
     """
     if (epsilon is None) == (target_cluster_size is None):
         raise ValueError("give exactly one of epsilon and target_cluster_size")
     n = ids.shape[0]
-    lo, hi, w = graph_edges(ids, dists)
-    if epsilon is None:
-        merges = merge_rounds(lo, hi, w, n)
-        epsilon = threshold_for_mean_size(merges, float(target_cluster_size))
-    elif epsilon >= _far(w):
+    if epsilon is not None and epsilon >= diameter:
         return np.zeros(n, dtype=np.int64), float(epsilon)
-    else:
-        merges = merge_rounds(lo, hi, w, n, float(epsilon))
-    return cut(merges, epsilon), float(epsilon)
+    lo, hi, w = graph_edges(ids, dists)
+    if epsilon is not None or merges_needed(n, target_cluster_size) <= 0:
+        epsilon = 0.0 if epsilon is None else float(epsilon)
+        return cut(merge_rounds(lo, hi, w, n, epsilon), epsilon), epsilon
+    target = float(target_cluster_size)
+    merges = merge_rounds(lo, hi, w, n, target_merges=merges_needed(n, target))
+    epsilon = threshold_for_mean_size(merges, target)
+    if epsilon == np.inf and diameter < np.inf:  # beyond the graph's components
+        return np.zeros(n, dtype=np.int64), float(diameter)
+    return cut(merges, epsilon), epsilon
 
 
 def _far(weight: np.ndarray) -> float:

@@ -12,8 +12,10 @@ Three searches, all through faiss:
   CPU than ``IndexIVFFlat`` with the same cells and probes.
 * ``hnsw`` — ``faiss.IndexHNSWFlat`` (``hnsw_m`` links, ``ef_search``).
 
-``auto`` is exact up to `EXACT_MAX` points and IVF above; with a faiss GPU build and a
-visible GPU, ``auto``/``flat`` run the exact search on the GPU instead. Whatever the
+``auto`` is exact up to `EXACT_MAX` points and IVF above. Given a ``gpu`` device number
+(the caller's model runs on CUDA), a faiss GPU build and a visible GPU, ``auto`` and
+``flat`` run the exact search on that GPU instead (``faiss.knn_gpu``, brute force in
+tiles: exact at any pool size); ``ivf``/``hnsw`` always run on the CPU. Whatever the
 search, the returned distances are recomputed from the vectors (``‖x_i − x_j‖`` from the
 difference, not faiss's ``‖a‖² + ‖b‖² − 2a·b``), so exact duplicates get 0 and graph
 weights agree with SciPy's ``pdist`` up to rounding: an approximate search can only
@@ -52,12 +54,14 @@ class KnnGraph:
 
 def knn_graph(x: np.ndarray, k: int = 10, index: str = "auto", *, nlist: int | None = None,
               nprobe: int = 4, hnsw_m: int = 16, ef_search: int = 32,
-              seed: int = 0) -> KnnGraph:
+              seed: int = 0, gpu: int | None = None) -> KnnGraph:
     """The ``k`` nearest other points of every row of ``x`` (n, d).
 
     ``index``: ``flat``, ``ivf`` (``nlist`` cells, default ≈ √n, ``nprobe`` probed per
     point), ``hnsw``, or ``auto`` (see the module docstring). ``k`` is capped at n − 1.
-    ``seed`` fixes the IVF k-means, so the graph is reproducible.
+    ``seed`` fixes the IVF k-means, so the graph is reproducible. ``gpu``: a CUDA device
+    number to run ``flat``/``auto`` on when faiss can (see the module docstring), else
+    None (CPU); without GPU support in faiss it is ignored.
     """
     if index not in INDEX_TYPES:
         raise ValueError(f"index must be one of {INDEX_TYPES}, got {index!r}")
@@ -65,8 +69,9 @@ def knn_graph(x: np.ndarray, k: int = 10, index: str = "auto", *, nlist: int | N
     k = min(int(k), n - 1)
     if k < 1:
         return KnnGraph(np.empty((n, 0), np.int64), np.empty((n, 0)), "flat")
+    on_gpu = gpu is not None and index in ("auto", "flat") and _gpu_count() > 0
     if index == "auto":
-        index = "flat" if n <= EXACT_MAX or _gpu_count() else "ivf"
+        index = "flat" if n <= EXACT_MAX or on_gpu else "ivf"
     xs = np.ascontiguousarray(x, dtype=np.float32)
     if faiss is None:
         index = "numpy"
@@ -78,8 +83,9 @@ def knn_graph(x: np.ndarray, k: int = 10, index: str = "auto", *, nlist: int | N
         ix.hnsw.efSearch = max(ef_search, k + 1)
         ix.add(xs)
         ids = ix.search(xs, k + 1)[1]
-    elif _gpu_count():  # pragma: no cover - needs a faiss GPU build and a GPU
-        ids = faiss.knn_gpu(faiss.StandardGpuResources(), xs, xs, k + 1)[1]
+    elif on_gpu:
+        index = "flat-gpu"
+        ids = faiss.knn_gpu(faiss.StandardGpuResources(), xs, xs, k + 1, device=gpu)[1]
     else:
         ids = faiss.knn(xs, xs, k + 1)[1]
     ids = _drop_self(ids.astype(np.int64, copy=False), k)
@@ -102,7 +108,22 @@ def neighbour_distances(x: np.ndarray, ids: np.ndarray, rows: int = 8192) -> np.
     return out
 
 
+def diameter_bound(x: np.ndarray, rows: int = 65536) -> float:
+    """An upper bound of every pairwise distance: 2 · the largest distance to the mean.
+
+    O(n·d): what average-linkage HAC needs to know when ε puts the whole pool in one
+    cluster (`alharness.ops.hac.average_linkage`), without any pairwise distance.
+    """
+    if not len(x):
+        return 0.0
+    centre = x.mean(axis=0, dtype=np.float64)
+    radius = max(float(np.linalg.norm(x[s:s + rows] - centre, axis=1).max())
+                 for s in range(0, len(x), rows))
+    return 2.0 * radius
+
+
 def _gpu_count() -> int:
+    """GPUs faiss can use: 0 for faiss-cpu builds (no ``get_num_gpus``, or it says 0)."""
     return getattr(faiss, "get_num_gpus", lambda: 0)() if faiss is not None else 0
 
 
