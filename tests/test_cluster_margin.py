@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from alharness.errors import ConfigError, SelectionError
 from alharness.loop import runner as runner_module
 from alharness.loop.run_folder import LoopState, RunFolder
 from alharness.loop.runner import run_experiment
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
-from alharness.strategies.cluster_margin import CACHE_KEY, ClusterMargin, round_robin
+from alharness.strategies.cluster_margin import CACHE_KEY, ClusterMargin, cuda_device, round_robin
 from alharness.strategies.outputs import ArrayOutputs
 from tests.conftest import FAST, ROOT, run_cli
 
@@ -82,7 +83,7 @@ def test_km_one_is_exactly_margins_batch(task, aggregate):
 def test_singletons_or_one_cluster_pick_a_uniform_random_subset_of_the_candidates(pool,
                                                                                     clustering):
     probs, emb, candidates = pool
-    counts = np.zeros(200)
+    counts, together = np.zeros(200), np.zeros((40, 40))
     seeds = 300
     ctx = context(probs, emb)
     labels = None
@@ -92,11 +93,21 @@ def test_singletons_or_one_cluster_pick_a_uniform_random_subset_of_the_candidate
         labels = ctx.cache if labels is None else labels
         assert np.isin(picks, candidates).all()
         counts[picks] += 1
+        chosen = np.isin(candidates, picks).astype(float)
+        together += np.outer(chosen, chosen)
     sizes = np.bincount(labels[CACHE_KEY]["labels"])
     assert sorted(set(sizes)) == ([1] if len(sizes) == 200 else [200])
-    # Each candidate is picked with probability 1/2: 150 ± 8.7 per candidate over 300 runs.
-    assert (np.abs(counts[candidates] - seeds / 2) < 5 * math.sqrt(seeds / 4)).all()
     assert counts.sum() == 20 * seeds
+    # A uniform 20-subset of 40 holds each candidate with probability 1/2: the counts'
+    # chi-square (39 degrees of freedom) is neither too large (bias) nor too small
+    # (picks more regular than chance), at a 1e-4 two-sided level.
+    chi2 = ((counts[candidates] - seeds / 2) ** 2).sum() / (seeds / 4)
+    assert stats.chi2.ppf(1e-4, 39) < chi2 < stats.chi2.isf(1e-4, 39)
+    # ... and each pair with probability 20·19 / (40·39): no pair is picked together
+    # much more or less often (e.g. a run of neighbours in some fixed order would be).
+    pair = seeds * 20 * 19 / (40 * 39)
+    off = together[np.triu_indices(40, 1)]
+    assert np.abs(off - pair).max() < 5.5 * math.sqrt(pair * (1 - pair / seeds))
 
 
 def test_round_robin_visits_groups_smallest_first_one_pick_per_round():
@@ -129,25 +140,35 @@ def test_no_cluster_gets_a_second_pick_before_every_candidate_cluster_has_one(po
 
 
 def near_duplicate_pool(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """12 far-apart groups of 25 near-copies. Group 0 is the most uncertain throughout."""
+    """12 far-apart groups of 25 near-copies. Group 0 holds the 25 lowest margins; the
+    other groups' margins overlap, so the next-lowest points are spread over them."""
     rng = np.random.default_rng(seed)
     group = np.repeat(np.arange(12), 25)
     emb = 20 * rng.normal(size=(12, 16))[group] + 0.01 * rng.normal(size=(300, 16))
-    margin = 0.3 + 0.02 * group + rng.uniform(0, 0.01, 300)
+    margin = rng.uniform(0.3, 0.6, 300)
     margin[group == 0] = rng.uniform(0, 0.05, 25)
-    return two_class_probs(margin), emb, group
+    return margin, emb, group
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_near_duplicates_margin_batch_in_one_group_cluster_margin_batch_across_many(seed):
-    probs, emb, group = near_duplicate_pool(seed)
-    margin = build_strategy({"name": "margin"}).select(context(probs, emb, seed=seed), 12)
-    assert set(group[margin]) == {0}
+@pytest.mark.parametrize("clustering", [{"target_cluster_size": 25}, {"epsilon": 1.0}])
+def test_near_duplicates_margin_batch_in_one_group_cluster_margin_batch_across_many(seed,
+                                                                                   clustering):
+    margin, emb, group = near_duplicate_pool(seed)
+    probs = two_class_probs(margin)
+    picked = build_strategy({"name": "margin"}).select(context(probs, emb, seed=seed), 12)
+    assert set(group[picked]) == {0}
+    candidates = np.argsort(margin)[:60]  # km = 5
+    reached = set(group[candidates])
+    assert len(reached) >= 10
     ctx = context(probs, emb, seed=seed)
-    ours = run(ctx, 12, km=25, target_cluster_size=25, knn_k=10)
-    assert len(np.unique(ctx.cache[CACHE_KEY]["labels"])) == 12
-    assert len(set(group[ours])) == 12
+    ours = run(ctx, 12, km=5, knn_k=10, **clustering)
+    assert np.isin(ours, candidates).all()
+    assert set(group[ours]) == reached  # one pick per group first, and 12 ≥ groups reached
+    # ε = 1 is far above the longest kNN edge (≈ 0.1): the groups stay apart, as in exact
+    # HAC, because they share no edge.
     assert ctx.diagnostics["cm_clusters"] == 12 and ctx.diagnostics["cm_mean_cluster_size"] == 25
+    assert len(np.unique(np.stack([ctx.cache[CACHE_KEY]["labels"], group]), axis=1).T) == 12
 
 
 def test_prepare_clusters_once_and_reuses_the_cache(pool, monkeypatch):
@@ -155,7 +176,7 @@ def test_prepare_clusters_once_and_reuses_the_cache(pool, monkeypatch):
     calls = []
     real = ClusterMargin.cluster
     monkeypatch.setattr(ClusterMargin, "cluster",
-                        lambda self, e: calls.append(1) or real(self, e))
+                        lambda self, e, gpu=None: calls.append(1) or real(self, e, gpu))
     ctx = context(probs, emb)
     strategy = ClusterMargin(epsilon=0.5)
     strategy.prepare(ctx)
@@ -193,6 +214,12 @@ def test_bad_parameters_are_config_errors(params, message):
         build_strategy({"name": "cluster_margin", **params})
 
 
+def test_the_knn_search_is_offered_the_models_cuda_device():
+    assert cuda_device("cpu") is None and cuda_device(torch.device("cpu")) is None
+    assert cuda_device("cuda") == -1 and cuda_device(torch.device("cuda", 2)) == 2
+    assert cuda_device("mps") is None
+
+
 def test_fewer_candidates_than_budget_takes_all_that_remain(pool):
     probs, emb, _ = pool
     picks = run(context(probs, emb, labelled=range(195)), 10)
@@ -214,8 +241,13 @@ def test_killed_run_resumes_with_the_same_clusters_and_results(make_config, tmp_
     clean = {**cfg, "results_dir": str(tmp_path / "clean")}
     clusterings = []
     real_cluster = ClusterMargin.cluster
-    monkeypatch.setattr(ClusterMargin, "cluster",
-                        lambda self, e: clusterings.append(1) or real_cluster(self, e))
+
+    def cluster(self, embeddings, gpu=None):
+        state = real_cluster(self, embeddings, gpu)
+        clusterings.append(state["labels"].copy())
+        return state
+
+    monkeypatch.setattr(ClusterMargin, "cluster", cluster)
     run_experiment(clean)
     assert len(clusterings) == 1
 
@@ -245,19 +277,24 @@ def test_killed_run_resumes_with_the_same_clusters_and_results(make_config, tmp_
             np.testing.assert_array_equal(ours[key], theirs[key])
     state = torch.load(folder / "state.pt", weights_only=False)
     assert len(state["cache"][CACHE_KEY]["labels"]) == rows["n_pool"].iloc[0]
+    # The finished run's clusters are the ones the interrupted run computed in cycle 0.
+    np.testing.assert_array_equal(state["cache"][CACHE_KEY]["labels"], clusterings[1])
 
 
-def test_multirun_sweeps_km_through_run_py(tmp_path, monkeypatch):
+def test_multirun_sweeps_km_and_epsilon_through_run_py(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    proc = run_cli(["-m", "strategy=cluster_margin", "strategy.km=1.25,10", *FAST,
+    proc = run_cli(["-m", "strategy=cluster_margin", "strategy.km=1.25,10",
+                    "strategy.epsilon=0.5,50", *FAST,
                     "budget.cycles=1", "trainer.epochs=1", f"results_dir={tmp_path}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.concat(pd.read_csv(f) for f in tmp_path.glob("*/*/rows.csv"))
-    kms = sorted(json.loads(p)["km"] for p in rows["strategy_params"].unique())
-    assert kms == [1.25, 10]
+    params = [json.loads(p) for p in rows["strategy_params"].unique()]
+    assert sorted((p["km"], p["epsilon"]) for p in params) == [(1.25, 0.5), (1.25, 50),
+                                                               (10, 0.5), (10, 50)]
     selected = rows[rows["cycle"] == 0]
-    assert (selected["n_selected"] == 10).all() and (selected["cm_clusters"] > 1).all()
-    assert sorted(selected["cm_candidates"]) == [13, 100]
+    assert (selected["n_selected"] == 10).all()
+    assert sorted(selected["cm_candidates"]) == [13, 13, 100, 100]
+    assert set(selected["cm_epsilon"]) == {0.5, 50}
 
 
 def test_bench_selection_runs_cluster_margin(capsys):

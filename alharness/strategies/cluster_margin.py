@@ -19,7 +19,7 @@ import numpy as np
 
 from alharness.errors import ConfigError, SelectionError
 from alharness.ops.hac import average_linkage
-from alharness.ops.knn import INDEX_TYPES, knn_graph
+from alharness.ops.knn import INDEX_TYPES, diameter_bound, knn_graph
 from alharness.ops.topk import top_k
 from alharness.strategies import scores
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
@@ -47,6 +47,15 @@ def round_robin(groups: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     return np.lexsort((group_order[group], round_of))[:k]
 
 
+def cuda_device(device: Any) -> int | None:
+    """The CUDA device number of a torch device (or its string), −1 for plain "cuda" (the
+    current one), None for anything else."""
+    kind, _, number = str(device).partition(":")
+    if kind != "cuda":
+        return None
+    return int(number) if number else -1
+
+
 @register_strategy("cluster_margin")
 class ClusterMargin(Strategy):
     """Margin candidates, diversified by round-robin over HAC clusters of the pool.
@@ -57,12 +66,14 @@ class ClusterMargin(Strategy):
       Images and 1.25 on CIFAR-10/100 and SVHN; 1.25 is the default because those are
       the pool sizes this harness runs most. km = 1 is exactly Margin.
     * ``epsilon`` — HAC distance threshold: clusters merge while their average linkage
-      is ≤ ε (SciPy ``fcluster(criterion="distance")`` semantics). Takes precedence
-      over ``target_cluster_size`` when set, so ``strategy.epsilon=…`` sweeps work
-      without unsetting the other.
+      is ≤ ε (SciPy ``fcluster(criterion="distance")`` semantics); ε ≥ the pool's
+      diameter bound (`alharness.ops.knn.diameter_bound`) is one cluster. Takes
+      precedence over ``target_cluster_size`` when set, so ``strategy.epsilon=…`` sweeps
+      work without unsetting the other.
     * ``target_cluster_size`` — used when ``epsilon`` is null: ε is the smallest merge
       height at which the mean cluster size (pool size / clusters) reaches this value
-      (`alharness.ops.hac.threshold_for_mean_size`).
+      (`alharness.ops.hac.threshold_for_mean_size`); one cluster if the kNN graph's
+      components are smaller than that on average.
     * ``knn_k``, ``knn_index`` — the kNN graph HAC runs on (`alharness.ops.knn`).
     * ``multilabel_aggregate`` — ``min``/``mean`` of the per-class binary margins on
       multi-label datasets (`alharness.strategies.scores.margin`).
@@ -108,7 +119,7 @@ class ClusterMargin(Strategy):
         """Cluster the pool the first time only; later cycles (and resumes) reuse it."""
         state = ctx.cache.get(CACHE_KEY)
         if state is None:
-            state = self.cluster(ctx.embeddings("pool"))
+            state = self.cluster(ctx.embeddings("pool"), gpu=cuda_device(ctx.device))
             state["cycle"] = ctx.cycle
             ctx.cache[CACHE_KEY] = state
         elif len(state["labels"]) != ctx.pool_size:
@@ -121,15 +132,18 @@ class ClusterMargin(Strategy):
         ctx.record("cm_epsilon", state["epsilon"])
         ctx.record("cm_clustered_at_cycle", state["cycle"])
 
-    def cluster(self, embeddings: np.ndarray) -> dict[str, Any]:
+    def cluster(self, embeddings: np.ndarray, gpu: int | None = None) -> dict[str, Any]:
         """HAC cluster ids of every pool point and the ε used (the strategy's cache entry).
 
-        The IVF k-means seed is fixed: the clustering depends on the embeddings only, and
-        drawing it from ``ctx.rng`` would shift every later random choice of the cycle.
+        ``gpu``: the CUDA device the model ran on, if any; the exact kNN search then runs
+        there when faiss has GPU support (`alharness.ops.knn.knn_graph`). The IVF k-means
+        seed is fixed: the clustering depends on the embeddings only, and drawing it from
+        ``ctx.rng`` would shift every later random choice of the cycle.
         """
-        graph = knn_graph(embeddings, self.knn_k, self.knn_index, seed=0)
+        graph = knn_graph(embeddings, self.knn_k, self.knn_index, seed=0, gpu=gpu)
         target = None if self.epsilon is not None else self.target_cluster_size
-        labels, epsilon = average_linkage(graph.ids, graph.dists, self.epsilon, target)
+        labels, epsilon = average_linkage(graph.ids, graph.dists, self.epsilon, target,
+                                          diameter=diameter_bound(embeddings))
         dtype = np.int32 if len(labels) < 2**31 else np.int64
         return {"labels": labels.astype(dtype), "epsilon": epsilon, "knn_index": graph.index}
 
