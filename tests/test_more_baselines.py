@@ -14,6 +14,7 @@ from torch import nn
 
 from alharness.data.base import TensorPool
 from alharness.errors import ConfigError, SelectionError
+from alharness.loop import runner as runner_module
 from alharness.loop.runner import run_experiment
 from alharness.models.linear_head import LinearHead
 from alharness.models.mlp import MLP
@@ -65,8 +66,12 @@ def test_deepfool_on_a_linear_model_steps_to_the_closest_boundary():
     found = deepfool(three_class_linear(), x, overshoot=0.02)
     assert found.flipped.all() and found.steps.tolist() == [1, 1, 1]
     norms = found.perturbation.norm(dim=1).numpy()
-    np.testing.assert_allclose(norms, 1.02 * np.array([0.5, 2.0, 0.1]), rtol=1e-3)
+    np.testing.assert_allclose(norms, 1.02 * (np.array([0.5, 2.0, 0.1]) + 1e-4), rtol=1e-5)
     assert (found.perturbation[:, 1] == 0).all()  # straight across x₀ = 0, not toward class 2
+    model = three_class_linear()
+    assert (model(x + found.perturbation).argmax(1) != model(x).argmax(1)).all()  # it crosses
+    every_class = deepfool(model, x, overshoot=0.02, candidates=None)
+    torch.testing.assert_close(every_class.perturbation, found.perturbation)
 
 
 class Ring(nn.Module):
@@ -101,6 +106,32 @@ def test_dfal_picks_the_unlabelled_points_nearest_the_boundary():
     with pytest.raises(ConfigError, match="single-label"):
         select("dfal", context(ctx.outputs, len(x0), needs={"model", "inputs"},
                                task="multilabel"), 3)
+
+
+class DeadBelowZero(nn.Module):
+    """Logits (1 − relu(x₀), 0): class 0 for x₀ < 1, the boundary at x₀ = 1, and no input
+    gradient at all for x₀ < 0, where DeepFool cannot move."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([1 - torch.relu(x[:, 0]), torch.zeros(len(x))], dim=1)
+
+
+def test_dfal_ranks_points_deepfool_cannot_flip_last():
+    inputs = np.array([[-3.0, 0], [0.9, 0], [0.2, 0], [0.5, 0]], dtype=np.float32)
+    ctx = context(ArrayOutputs(model=DeadBelowZero(), inputs=inputs), 4,
+                  needs={"model", "inputs"})
+    found = deepfool(DeadBelowZero(), torch.as_tensor(inputs))
+    assert found.flipped.tolist() == [False, True, True, True]
+    assert found.perturbation[0].norm() == 0  # its accumulated "distance" would rank it first
+    assert select("dfal", ctx, 3).tolist() == [1, 3, 2]  # 0.1, 0.5, 0.8 from the boundary
+    assert ctx.diagnostics["dfal_unconverged"] == 0.25
+    assert select("dfal", ctx, 4).tolist()[-1] == 0
+
+
+def test_dfal_rejects_bad_parameters_in_one_line():
+    for bad in ({"max_iter": 0}, {"overshoot": -1}, {"candidates": 1}, {"batch_size": 0}):
+        with pytest.raises(ConfigError, match="dfal"):
+            build_strategy({"name": "dfal", **bad})
 
 
 def test_inputs_must_be_declared_and_served():
@@ -190,6 +221,7 @@ def test_coregcn_selection_covers_the_uncovered_region():
     z, labelled, in_b = two_regions()
     ctx = context(ArrayOutputs(embeddings=z), len(z), labelled, needs={"embeddings"})
     picks = select("coregcn", ctx, 3, subset=None)
+    assert picks[0] in in_b  # the farthest node from the labelled ones, in GCN features
     assert np.isin(picks, in_b).any()
     assert 0.5 < ctx.diagnostics["coregcn_separation"] <= 1 and ctx.diagnostics["cover_radius"] > 0
 
@@ -211,6 +243,7 @@ def test_default_taps_are_the_resolution_stages_or_the_embedding():
     assert stage_taps(SmallCNN(1, 10, width=8, embed_dim=16), torch.zeros(1, 1, 8, 8)) == [
         ("body.5", 8), ("body.9", 16)]
     assert stage_taps(MLP(5, 3, hidden=[7]), torch.zeros(1, 5)) == [("body", 7)]
+    assert stage_taps(three_class_linear(), torch.zeros(1, 2)) == [("body", 2)]  # not Sequential
 
 
 def noisy_band_data(n: int = 400) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -298,12 +331,37 @@ def test_lloss_select_needs_a_trained_module():
         select("lloss", ctx, 2)
 
 
-def test_lloss_keeps_its_module_in_the_checkpoint_when_training_continues(make_config):
-    cfg = make_config(["strategy=lloss", "trainer.reinit=false", "budget.cycles=1",
-                       "trainer.epochs=2"])
-    rows = run_experiment(cfg)
-    state = torch.load(next(Path(cfg["results_dir"]).glob("*/*/state.pt")), weights_only=False)
-    assert CACHE_KEY in state["cache"] and len(rows) == 2
+def test_lloss_resumed_after_a_kill_continues_with_the_checkpointed_module(make_config, tmp_path,
+                                                                         monkeypatch):
+    """trainer.reinit=false: the module trained in cycle 0 must reach cycle 1's training and
+    selection after a kill between the two, exactly as in an uninterrupted run."""
+    cfg = make_config(["strategy=lloss", "trainer.reinit=false", "trainer.epochs=2"])
+    clean = {**cfg, "results_dir": str(tmp_path / "clean")}
+    run_experiment(clean)
+
+    real_train, calls = runner_module.train, []
+
+    def train_then_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # killed while training cycle 1
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train", train_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+    monkeypatch.setattr(runner_module, "train", real_train)
+    run_experiment(cfg)
+
+    def state(results_dir) -> dict:
+        return torch.load(next(Path(results_dir).glob("*/*/state.pt")), weights_only=False)
+
+    resumed, reference = state(cfg["results_dir"]), state(clean["results_dir"])
+    assert resumed["picks"].keys() == reference["picks"].keys() >= {"cycle_0", "cycle_1"}
+    for key, picks in reference["picks"].items():
+        np.testing.assert_array_equal(resumed["picks"][key], picks)
+    for name, weights in reference["cache"][CACHE_KEY].items():
+        np.testing.assert_array_equal(resumed["cache"][CACHE_KEY][name], weights)
 
 
 # --- end to end ---------------------------------------------------------------------
@@ -311,7 +369,8 @@ def test_lloss_keeps_its_module_in_the_checkpoint_when_training_continues(make_c
 def test_each_strategy_runs_end_to_end_through_run_py(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     proc = run_cli(["-m", "strategy=dfal,coregcn,cdal,lloss", *FAST, "budget.cycles=1",
-                    "trainer.epochs=2", f"results_dir={tmp_path}"])
+                    "trainer.epochs=2", "backbone.width=8", "backbone.embed_dim=32",
+                    f"results_dir={tmp_path}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = pd.concat(pd.read_csv(f) for f in tmp_path.glob("*/*/rows.csv"))
     assert sorted(rows["strategy"].unique()) == ["cdal", "coregcn", "dfal", "lloss"]

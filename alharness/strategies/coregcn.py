@@ -6,16 +6,25 @@ their penultimate embeddings; a 2-layer GCN learns to tell labelled nodes from u
 ones (Sec. 3.3, binary cross-entropy with the unlabelled term weighted by λ, Eq. 5), and
 greedy k-center on the GCN's node features, labelled nodes as the initial centres, picks
 the batch (Sec. 3.4, "CoreGCN"). Hyperparameters are the official code's
-(``razvancaramalau/Sequential-GCN-for-Active-Learning``: ``main.py``, ``config.py``),
-which ALFA-Mix's port (``query_strategies/gcn_sampling.py``) copies: 128 hidden units,
-dropout 0.3, λ = 1.2, Adam with lr 1e-3 and weight decay 5e-4, 200 full-graph epochs,
-a subset of 10,000 unlabelled nodes.
+(``razvancaramalau/Sequential-GCN-for-Active-Learning``: ``main.py`` flags ``--hidden_units
+128 --dropout_rate 0.3 --lambda_loss 1.2``; ``config.py`` ``LR_GCN = 1e-3``, ``WDECAY = 5e-4``,
+``SUBSET = 10000``; ``selection_methods.py`` trains ``for _ in range(200)`` full-graph Adam
+steps), which ALFA-Mix's port (``query_strategies/gcn_sampling.py``) hard-codes unchanged.
 
 Graph (Sec. 3.2, Eq. 2, as the official ``aff_to_adj``): with X the L2-normalised
-embeddings, S = XXᵀ − I, D the diagonal of S's column sums, Â = S D⁻¹ + I. Â is never
-built: Â V = X (Xᵀ (D⁻¹V)) − D⁻¹V + V costs O(N·d) per column of V and memory is linear
-in the node count N, so the subset bounds only the training time, not the memory (the
-official dense Â takes 4·N² bytes, ~0.5 GB at N = 11,000).
+embeddings (the GCN's input too), S = XXᵀ − I (cosine similarities, no self-loops),
+D = diag of S's column sums, Â = S D⁻¹ + I (each column of S divided by its sum, then the
+self-loops added back). The code's comment calls the sums "rowise"; S is symmetric, so
+row and column sums agree, and the column scaling is what it computes. One guard differs:
+a sum below 1 (a node nearly orthogonal to, or opposite, all the others; negative sums
+need embeddings with negative entries) is replaced by 1 instead of dividing by a tiny or
+negative number.
+
+Memory: Â is never built. Â V = X (Xᵀ (D⁻¹V)) − D⁻¹V + V costs O(N·d) per column of V,
+so memory is linear in the node count N = subset + labelled; the official dense Â takes
+4·N² bytes (0.5 GB at N = 11,000, 40 GB at N = 100,000). ``subset`` therefore bounds the
+training time (O(epochs·N·d·hidden)), not the memory; ``subset: null`` puts every
+unlabelled point in the graph.
 
 The k-center features are the concatenation of the first layer's activations and the
 second layer's output, as in ALFA-Mix's port (the GCN's third output). One revision of
@@ -46,8 +55,6 @@ class Affinity:
     def __init__(self, z: torch.Tensor) -> None:
         self.x = F.normalize(z.float(), dim=1)
         degree = self.x @ self.x.sum(dim=0) - 1.0  # column sums of XXᵀ − I
-        # A node whose similarities sum below 1 (rare: embeddings nearly orthogonal to all
-        # others, or with negative entries) is scaled by 1, not by a tiny or negative sum.
         self.inv_degree = 1.0 / degree.clamp_min(1.0)
 
     def __matmul__(self, v: torch.Tensor) -> torch.Tensor:

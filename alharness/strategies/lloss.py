@@ -4,13 +4,24 @@ each point's loss from intermediate features; the unlabelled points with the hig
 predicted loss are queried (Sec. 3).
 
 Module (Sec. 3.3, Fig. 2): every tapped feature map is global-average-pooled, passed
-through FC(·, 128) + ReLU; the results are concatenated and mapped by one FC to a scalar.
-Loss (Sec. 3.2, Eq. 2): the batch is split into pairs (i, B−1−i, as the official code)
-and each pair pays max(0, −sign(l_i − l_j)·(l̂_i − l̂_j) + ξ); the total is L_target + λ·L_loss
-with ξ = 1 and λ = 1 (Sec. 4.1). After 120 of the 200 epochs the module's gradient no
-longer reaches the backbone (Sec. 4.1): here ``stop_grad_after = 0.6`` of
-``trainer.epochs``, so runs with fewer epochs keep the paper's proportion. Only 10,000
-random unlabelled points are scored per cycle (Sec. 4.1, following Beluch et al. 2018).
+through FC(·, 128) + ReLU; the results are concatenated and mapped by one FC to a scalar
+(ResNet-18 on CIFAR: maps of 64/128/256/512 channels at 32/16/8/4 pixels, as the
+``LossNet`` of the public code). Loss (Sec. 3.2, Eq. 2): the batch is split into pairs
+(i, B−1−i) and each pair pays max(0, −sign(l_i − l_j)·(l̂_i − l̂_j) + ξ), a tie counting as
+l_i < l_j; the total is L_target + λ·L_loss with ξ = 1 and λ = 1 (Sec. 4.1). The authors
+released no code; pairing, tie rule and mean over pairs follow the public reproduction
+(``Mephisto405/Learning-Loss-for-Active-Learning``), whose ``LossPredLoss``, ``LossNet``
+and ``config.py`` (``MARGIN = 1.0``, ``WEIGHT = 1.0``, ``EPOCHL = 120``, ``SUBSET = 10000``)
+CoreGCN's official repository reuses. The module's parameters join the trainer's
+optimiser (the reproduction gives it a second optimiser with the backbone's settings).
+
+Gradient stop (Sec. 4.1: "after 120 epochs", of 200): the module's input features are
+detached from epoch ``round(stop_grad_after · trainer.epochs)`` on (0-based), so with
+``stop_grad_after = 0.6`` a run with fewer epochs keeps the paper's proportion and 200
+epochs give exactly 120 coupled ones (the reproduction's ``epoch > EPOCHL`` couples 121).
+The module itself keeps learning after the stop. With ``trainer.stop_at_train_acc``,
+training may end before that epoch. Only 10,000 random unlabelled points are scored per
+cycle (Sec. 4.1, following Beluch et al. 2018).
 
 Which features are tapped (``taps: null``): the paper taps the four residual stages of
 ResNet-18. In general, the outputs of the children of ``model.body`` that end a
@@ -22,8 +33,10 @@ tapped at its output, the penultimate embedding. ``taps`` may instead name modul
 
 The module is re-created at the start of every cycle's training when the trainer resets
 the backbone (``trainer.reinit=true``, the harness's default); with ``reinit=false`` it
-carries over, as the backbone does (the official code re-creates both every cycle). Its
-weights then live in the run's checkpointed cache, so a resumed run continues exactly.
+carries over, as the backbone does. Both public codes tie the module to the backbone
+this way: Mephisto405's keeps both across cycles, CoreGCN's repository re-creates both
+every cycle. Carried-over weights live in the run's checkpointed cache (written when
+training ends, before the cycle's checkpoint), so a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -88,11 +101,13 @@ def stage_taps(model: nn.Module, example: torch.Tensor) -> list[tuple[str, int]]
                           "strategy.taps")
     children = list(body.named_children()) if isinstance(body, nn.Sequential) else []
     shapes = _output_shapes(model, example, [("body", body)] + [(f"body.{n}", m) for n, m in children])
+    names = [f"body.{name}" for name, _ in children]
     taps = []
-    for (name, _), (next_name, _) in zip(children, children[1:] + [("", None)], strict=True):
-        shape, after = shapes[f"body.{name}"], shapes.get(f"body.{next_name}")
+    for i, name in enumerate(names):
+        shape = shapes[name]
+        after = shapes[names[i + 1]] if i + 1 < len(names) else None
         if len(shape) == 4 and shape[2] * shape[3] > 1 and (after is None or after[2:] != shape[2:]):
-            taps.append((f"body.{name}", shape[1]))
+            taps.append((name, shape[1]))
     return taps or [("body", _channels(shapes["body"]))]
 
 
