@@ -22,7 +22,7 @@ from alharness.loop.runner import run_experiment
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
 from alharness.strategies.cluster_margin import CACHE_KEY, ClusterMargin, cuda_device, round_robin
 from alharness.strategies.outputs import ArrayOutputs
-from tests.conftest import FAST, ROOT, run_cli
+from tests.conftest import ROOT
 
 
 def two_class_probs(margin: np.ndarray) -> np.ndarray:
@@ -279,22 +279,6 @@ def test_killed_run_resumes_with_the_same_clusters_and_results(make_config, tmp_
     assert len(state["cache"][CACHE_KEY]["labels"]) == rows["n_pool"].iloc[0]
     # The finished run's clusters are the ones the interrupted run computed in cycle 0.
     np.testing.assert_array_equal(state["cache"][CACHE_KEY]["labels"], clusterings[1])
-
-
-def test_multirun_sweeps_km_and_epsilon_through_run_py(tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    proc = run_cli(["-m", "strategy=cluster_margin", "strategy.km=1.25,10",
-                    "strategy.epsilon=0.5,50", *FAST,
-                    "budget.cycles=1", "trainer.epochs=1", f"results_dir={tmp_path}"])
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = pd.concat(pd.read_csv(f) for f in tmp_path.glob("*/*/rows.csv"))
-    params = [json.loads(p) for p in rows["strategy_params"].unique()]
-    assert sorted((p["km"], p["epsilon"]) for p in params) == [(1.25, 0.5), (1.25, 50),
-                                                               (10, 0.5), (10, 50)]
-    selected = rows[rows["cycle"] == 0]
-    assert (selected["n_selected"] == 10).all()
-    assert sorted(selected["cm_candidates"]) == [13, 13, 100, 100]
-    assert set(selected["cm_epsilon"]) == {0.5, 50}
 
 
 def test_bench_selection_runs_cluster_margin(capsys):

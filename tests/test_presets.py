@@ -124,9 +124,18 @@ def test_cluster_margin_sweep_on_the_default_dataset_is_one_folder_and_one_repor
     results = tmp_path / "results"
     proc = run_cli(["-m", "strategy=cluster_margin", "strategy.km=1.25,10",
                     "strategy.epsilon=0.5,50.0", "seeds=[0]", "budget.cycles=1",
-                    "trainer.epochs=2", "progress=false", f"results_dir={results}"])
+                    "budget.batch=10", "trainer.epochs=2", "progress=false",
+                    f"results_dir={results}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [p.name for p in results.iterdir()] == ["digits-small_cnn"]
+    rows = experiment_rows(results)
+    params = [json.loads(p) for p in rows["strategy_params"].unique()]
+    assert sorted((p["km"], p["epsilon"]) for p in params) == [(1.25, 0.5), (1.25, 50),
+                                                               (10, 0.5), (10, 50)]
+    selected = rows[rows["cycle"] == 0]
+    assert (selected["n_selected"] == 10).all()
+    assert sorted(selected["cm_candidates"]) == [13, 13, 100, 100]   # ⌈km · 10⌉
+    assert set(selected["cm_epsilon"]) == {0.5, 50}
     assert "sweep summary: 4 runs" in proc.stdout
     html = check_report(results, tmp_path / "report")
     for km in ("1.25", "10"):
