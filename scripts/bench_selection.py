@@ -43,6 +43,7 @@ def run_one(args: argparse.Namespace) -> dict:
     from alharness.models.linear_head import LinearHead
     from alharness.strategies import STRATEGIES, SelectionContext, build_strategy, validate_picks
     from alharness.strategies.outputs import ArrayOutputs
+    from alharness.training.trainer import TrainerConfig
 
     params = dict(p.split("=", 1) for p in args.param)
     strategy = build_strategy({"name": args.strategy, **{k: parse_value(v) for k, v in params.items()}})
@@ -66,10 +67,15 @@ def run_one(args: argparse.Namespace) -> dict:
     labelled = np.sort(rng.choice(args.n, size=args.labelled, replace=False))
     mask = np.ones(args.n, dtype=bool)
     mask[labelled] = False
+    outputs = ArrayOutputs(probs, x, mc, head, inputs=x if "inputs" in needs else None)
     ctx = SelectionContext(labelled=labelled, unlabelled=np.flatnonzero(mask),
-                           outputs=ArrayOutputs(probs, x, mc, head), needs=frozenset(needs),
+                           outputs=outputs, needs=frozenset(needs),
                            rng=rng, cache={}, task="multiclass", num_classes=args.classes,
                            cycle=0, pool_size=args.n, labelled_targets=y[labelled])
+    addon = strategy.training_addon(ctx.cache)
+    if addon is not None:  # built untrained on the head: the row times selection, not training
+        addon.attach(head, torch.from_numpy(x[:1]), TrainerConfig())
+        addon.detach()
     t0 = time.perf_counter()
     strategy.prepare(ctx)
     t1 = time.perf_counter()
