@@ -122,8 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         args.strategy = STRATEGIES.names()
     passthrough = list(argv if argv is not None else sys.argv[1:])
     failed = 0
+    first = max(12, *map(len, args.strategy))  # the strategy column fits the longest name
+
+    def line(cells: list) -> str:
+        return " ".join(f"{c!s:>{first if i == 0 else 12}}" for i, c in enumerate(cells))
+
     if not args.json:
-        print(" ".join(f"{c:>12}" for c in COLUMNS), flush=True)
+        print(line(COLUMNS), flush=True)
     for strategy in args.strategy:
         for n in args.n:
             cmd = [sys.executable, __file__, *_replace(passthrough, strategy, n), "--worker"]
@@ -131,13 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             if proc.returncode != 0:
                 failed += 1
                 last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-                print(f"{strategy:>12} {n:>12}  FAILED: {last}", flush=True)
+                print(f"{line([strategy, n])}  FAILED: {last}", flush=True)
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
-                print(" ".join(f"{row[c]!s:>12}" for c in COLUMNS), flush=True)
+                print(line([row[c] for c in COLUMNS]), flush=True)
     return 1 if failed else 0
 
 
