@@ -42,9 +42,15 @@ def metric_axis_label(metric_name: str) -> str:
     return f"test {metric_name.replace('_', ' ')} (0–1)"
 
 
+def budget_text(initial: object, batch: object, cycles: object) -> str:
+    """``20 initial + 8 rounds × 20`` (the setting label's ``20+20x8``, spelled out)."""
+    return f"{initial} initial + {cycles} rounds × {batch} labels"
+
+
 def plot_setting(stats: pd.DataFrame, setting: str, metric_name: str, styles: dict[str, Style],
-                 spread: str = "std") -> Figure:
-    """One setting's learning curves; ``stats`` is :func:`curve_stats` for that setting."""
+                 spread: str = "std", budget: str = "") -> Figure:
+    """One setting's learning curves; ``stats`` is :func:`curve_stats` for that setting,
+    ``budget`` a :func:`budget_text` for the subtitle."""
     fig = Figure(figsize=(6.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
     variants = [v for v in styles if v in set(stats["variant"])]
@@ -57,8 +63,8 @@ def plot_setting(stats: pd.DataFrame, setting: str, metric_name: str, styles: di
         ax.fill_between(x, mean - band, mean + band, color=style.colour, alpha=0.15, linewidth=0)
     ax.set_xlabel("labelled examples (count)")
     ax.set_ylabel(metric_axis_label(metric_name))
-    ax.set_title(f"{setting}\nmean ± {spread} over {seed_count_text(stats['n_seeds'])}",
-                 fontsize=10)
+    ax.set_title(f"{setting}\n{budget + '; ' if budget else ''}mean ± {spread} over "
+                 f"{seed_count_text(stats['n_seeds'])}", fontsize=10)
     ax.grid(True, linewidth=0.5, alpha=0.5)
     ax.margins(x=0.02)
     if len(variants) <= 6:
@@ -77,10 +83,13 @@ def plot_learning_curves(rows: pd.DataFrame, out_dir: str | Path, styles: dict[s
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = curve_stats(rows)
-    metric_names = rows.groupby("setting_label")["metric_name"].first()
+    first = rows.groupby("setting_label").first()
     written = {}
     for setting, group in stats.groupby("setting_label", sort=True):
-        fig = plot_setting(group, str(setting), str(metric_names[setting]), styles, spread)
+        budget = budget_text(*first.loc[setting, ["budget_initial", "budget_batch",
+                                                   "budget_cycles"]])
+        fig = plot_setting(group, str(setting), str(first.at[setting, "metric_name"]), styles,
+                           spread, budget)
         stem = slug(str(setting))
         for suffix in (".png", ".pdf"):
             fig.savefig(out_dir / f"{stem}{suffix}", dpi=200)

@@ -87,17 +87,20 @@ class Convention:
     wins: Callable[[np.ndarray], bool]
     beaten: Callable[[np.ndarray], np.ndarray]  # square matrix → bottom row
     caption: str
+    unit: str  # what a cell counts (the colour bar's label)
 
 
 CONVENTIONS = {
     "alfamix": Convention("alfamix", True, _alfamix_diff, _alfamix_wins,
                           lambda m: m.sum(axis=0) / (len(m) - 1),
                           "ALFA-Mix convention: paired t over seeds > t(0.975, n−1) per cycle ≥ 1\n"
-                          "bottom row = column sum / (m − 1)"),
+                          "bottom row = column sum / (m − 1)",
+                          "share of cycles won, summed over settings"),
     "badge": Convention("badge", False, _badge_diff, _badge_wins,
                         lambda m: m.mean(axis=0),
                         "BADGE convention: paired t-test p < 0.05 per checkpoint, ≤ 5 runs\n"
-                        "bottom row = column mean"),
+                        "bottom row = column mean",
+                        "share of checkpoints won, summed over settings"),
 }
 
 
@@ -187,7 +190,7 @@ def plot_win_matrix(matrix: pd.DataFrame, convention: str, n_settings: int) -> F
     ax_bottom.set_xlabel("column (loser)")
     ax.set_title(f"Pairwise wins, summed over {n_settings} setting{'s' * (n_settings != 1)}\n"
                  f"{CONVENTIONS[convention].caption}", fontsize=9)
-    fig.colorbar(image, ax=[ax, ax_bottom], shrink=0.8, label="wins (summed over settings)")
+    fig.colorbar(image, ax=[ax, ax_bottom], shrink=0.8, label=CONVENTIONS[convention].unit)
     return fig
 
 
