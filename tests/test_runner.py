@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from alharness.errors import CheckpointError, ConfigError, DataError
 from alharness.loop import runner as runner_module
@@ -209,3 +210,16 @@ def test_features_dataset_trains_a_linear_head(make_config, tmp_path):
     rows = run_experiment(cfg)
     assert rows["n_pool"].iloc[0] == 240 and rows["backbone"].iloc[0] == "mlp"
     assert rows["metric"].iloc[-1] > 0.8  # one informative coordinate: easy
+
+
+def test_torch_threads_is_applied_and_checked(make_config):
+    from alharness.loop.runner import Experiment
+
+    before = torch.get_num_threads()
+    try:
+        Experiment.from_config(make_config(["torch_threads=1"]))
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ConfigError, match="torch_threads=0"):
+            Experiment.from_config(make_config(["torch_threads=0"]))
+    finally:
+        torch.set_num_threads(before)

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 #: Top-level keys that never change a run's results.
-NOT_IDENTITY = ("results_dir", "data_dir", "experiment_name", "experiment_suffix", "logger", "progress",
-                "resume", "seeds", "device", "hydra")
+NOT_IDENTITY = ("results_dir", "data_dir", "experiment_name", "experiment_suffix", "logger",
+                "progress", "resume", "seeds", "device", "torch_threads", "hydra")
 #: Nested keys that never change a run's results (where data lives is not what it is).
 NOT_IDENTITY_NESTED = (("trainer", "num_workers"), ("trainer", "eval_batch_size"),
                        ("dataset", "root"), ("dataset", "download"), ("dataset", "manifest_dir"))

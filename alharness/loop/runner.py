@@ -33,7 +33,7 @@ from alharness.loop.run_folder import LoopState, RunFolder
 from alharness.loop.summary import summary_table
 from alharness.models import build_backbone
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
-from alharness.training.device import derive_seed, resolve_device
+from alharness.training.device import derive_seed, resolve_device, set_cpu_threads
 from alharness.training.inference import TorchPoolOutputs, evaluate
 from alharness.training.trainer import TrainerConfig, train
 
@@ -74,6 +74,7 @@ class Experiment:
         budget = Budget.from_mapping(cfg["budget"])
         trainer = TrainerConfig.from_mapping(cfg["trainer"])
         device = resolve_device(str(cfg.get("device", "auto")))
+        set_cpu_threads(cfg.get("torch_threads"))
         data = load_dataset(cfg["dataset"])
         budget.check_pool(data.pool_size)
         build_backbone(cfg["backbone"], data.info)  # input-shape mismatch → ConfigError now

@@ -22,6 +22,20 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ConfigError(f"device={name!r} is not a torch device: {exc}") from exc
 
 
+def set_cpu_threads(threads: int | None) -> None:
+    """``torch_threads``: CPU threads for torch's intra-op work (null = torch's default).
+
+    Small models gain little from threads, and several jobs on one machine (a joblib
+    sweep) each running one thread per core oversubscribe it: OpenMP threads then wait on
+    each other and a training step can get tens of times slower.
+    """
+    if threads is None:
+        return
+    if int(threads) < 1:
+        raise ConfigError(f"torch_threads={threads}; use a positive count or null")
+    torch.set_num_threads(int(threads))
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices) for one deterministic block of work."""
     random.seed(seed)
