@@ -15,6 +15,7 @@ from alharness.models.linear_head import LinearHead
 from alharness.ops.kmeans import assign, kmeans, nearest_to_centres
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
 from alharness.strategies.alfa_mix import (
+    _BlockStats,
     alpha_caps,
     class_anchors,
     closed_form_alpha,
@@ -98,15 +99,69 @@ def test_closed_form_alpha_equals_its_formula():
             / (np.linalg.norm(gn, axis=1, keepdims=True) * (delta + 1e-8)))
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-4)
     # The mixes the strategy evaluates are (1 − α)·z + α·z* for every anchor.
-    mix = closed_form_mix(z, anchor, unit_rows(grad), eps)
+    mix, norm = closed_form_mix(z, anchor, unit_rows(grad), eps, with_norm=True)
     for k in range(len(anchor)):
         a = anchor[k].numpy().astype(np.float64)
         alpha = closed_form_alpha(z.double(), anchor[k].double(), grad.double(), eps).numpy()
         np.testing.assert_allclose(mix[:, k].numpy(), (1 - alpha) * zn + alpha * a, atol=1e-5)
+        np.testing.assert_allclose(norm[:, k].numpy(), np.linalg.norm(alpha, axis=1), rtol=1e-4)
+    # A coordinate where the point equals the anchor (a dead ReLU unit: 0 in both) has
+    # Δ_j = 0, so α_j·Δ_j = 0 and the mix keeps it, as in the official formula.
+    z0, a0 = z.clone(), anchor.clone()
+    z0[:, 2] = 0.0
+    a0[:, 2] = 0.0
+    mix0, _ = closed_form_mix(z0, a0, unit_rows(grad), eps)
+    assert torch.equal(mix0[..., 2], torch.zeros(6, 6))
+    assert (mix0[..., 3] != z0[:, None, 3]).all()
     # A vanished gradient (saturated softmax) gives α = 0 (mix = z), not NaN.
     assert torch.equal(closed_form_alpha(z, anchor[0], torch.zeros(6, 5), eps), torch.zeros(6, 5))
     torch.testing.assert_close(unit_rows(torch.tensor([[0.0, 0.0], [3e-39, 4e-39]])),
                                torch.tensor([[0.0, 0.0], [0.6, 0.8]]))  # denormal g too
+
+
+def official_learned_alpha(head, z, anchors, y_hat, alpha0, cap, iters=5, lr=0.1, clf=1.0,
+                           l2=0.01):
+    """The official ``learn_alpha`` loop, literally: anchor by anchor, a fresh torch Adam
+    per iteration on (1 − α)·z + α·z*, a flip check before each step, clamp after."""
+    changed = torch.zeros(len(z), dtype=torch.bool)
+    min_norm = torch.full((len(z),), math.inf)
+    for k in range(len(anchors)):
+        alpha = alpha0[:, k].clone()
+        for i in range(iters):
+            a = alpha.clone().requires_grad_(True)
+            opt = torch.optim.Adam([a], lr=lr / (1.0 if i < iters * 2 / 3 else 10.0))
+            out = head((1 - a) * z + a * anchors[k].expand_as(z))
+            flip = out.argmax(dim=1) != y_hat
+            changed |= flip
+            norm = a.norm(dim=1)
+            min_norm = torch.where(flip, torch.minimum(min_norm, norm.detach()), min_norm)
+            loss = -clf * torch.nn.functional.cross_entropy(out, y_hat, reduction="none") + l2 * norm
+            loss.sum().backward()
+            opt.step()
+            alpha = a.detach().clamp(1e-8, cap)
+    return changed, min_norm
+
+
+# Defaults; and 6 iterations with small steps, where a ÷10 step (i = 4) is checked after.
+@pytest.mark.parametrize(("iters", "lr"), [(5, 0.1), (6, 0.05)])
+def test_learned_alpha_matches_the_official_loop_with_a_fresh_adam_per_step(iters, lr):
+    points, _, _, head = three_class_problem()
+    z = torch.from_numpy(points[:200].astype(np.float32))
+    anchors = torch.tensor([[1.0, 0.0], [-0.5, 0.87], [-0.5, -0.87]])
+    y_hat = head.head(z).argmax(dim=1)
+    cap = 0.3
+    alpha0 = torch.randn((200, 3, 2), generator=torch.Generator().manual_seed(5))
+    alpha0 = (alpha0 * (cap / 2) + cap / 2).clamp(1e-8, cap)
+    want_changed, want_norm = official_learned_alpha(head.head, z, anchors, y_hat, alpha0, cap,
+                                                      iters, lr)
+    stats = _BlockStats(torch.zeros(200, dtype=torch.bool), torch.full((200,), math.inf),
+                        torch.zeros(200))
+    alfa(alpha_opt=True, alpha_learning_iters=iters, alpha_learning_rate=lr,
+         candidate_selection="norm")._learn_alpha(
+        head.head, z, anchors, y_hat, None, cap, torch.Generator().manual_seed(5), stats)
+    assert 10 < int(want_changed.sum()) < 190  # some flip, some do not
+    assert torch.equal(stats.candidate, want_changed)
+    torch.testing.assert_close(stats.min_norm, want_norm, rtol=1e-5, atol=1e-6)
 
 
 def test_class_anchors_use_true_labels_and_fall_back_to_the_labelled_mean():
@@ -206,6 +261,13 @@ def test_chunking_does_not_change_the_closed_form_result():
         make_ctx(points, labelled, targets, head=head, num_classes=3), 15) for c in (60, 16384)]
     np.testing.assert_array_equal(scans[0].candidate, scans[1].candidate)
     np.testing.assert_allclose(scans[0].min_alpha_norm, scans[1].min_alpha_norm, rtol=1e-5)
+    # `clustering` does not mix found candidates again at later caps: same candidates and
+    # caps as the full sweep that `norm` needs, over a sweep of several caps.
+    full, skipping = (alfa(candidate_selection=v, chunk_size=60).candidates(
+        make_ctx(points, labelled, targets, head=head, num_classes=3), 400)
+        for v in ("norm", "clustering"))
+    assert len(full.caps) > 1 and skipping.caps == full.caps
+    np.testing.assert_array_equal(skipping.candidate, full.candidate)
 
 
 def test_multilabel_and_bad_options_are_clear_errors():
@@ -243,6 +305,11 @@ def test_nearest_to_centres_skips_empty_clusters():
     x = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0]], dtype=np.float32)
     centres = np.array([[0.09, 0.0], [5.0, 4.0], [100.0, 100.0]], dtype=np.float32)
     np.testing.assert_array_equal(nearest_to_centres(x, centres, "numpy"), [1, 2])
+    # Two centres with the same nearest member: every row belongs to one cluster, so the
+    # member is picked once (the twin centre is empty), never twice.
+    twins = np.array([[0.09, 0.0], [0.09, 0.0], [5.0, 4.0]], dtype=np.float32)
+    for backend in ("faiss", "numpy"):
+        np.testing.assert_array_equal(nearest_to_centres(x, twins, backend), [1, 2])
 
 
 def test_run_py_alfa_mix_end_to_end(tmp_path):

@@ -12,7 +12,15 @@ with its defects fixed rather than copied:
   α of pool × d;
 - an empty candidate set gives a uniformly random batch instead of a crash, and the
   shortfall is filled *without* replacement (the official code samples with replacement,
-  so a batch could repeat an index).
+  so a batch could repeat an index);
+- a vanished gradient (saturated softmax) leaves the point unmoved instead of NaN α.
+
+Equivalent reorganisations (same candidates): the closed-form mix is built as z + α⊙Δ
+(no cancellation for huge α_j); a fresh Adam's single step is taken in closed form and
+the learned loop's final, never-checked step is skipped; with ``clustering`` or
+``uniform`` a point already found is not mixed again at later caps (only the OR over
+caps is used). The k-means differs (faiss Lloyd from a random init, not sklearn's
+k-means++ run to convergence): see `alharness.ops.kmeans`.
 
 Single-label only: the anchors, the pseudo-label and the "prediction changed" test are
 defined for a softmax classifier, and the paper gives no multi-label form, so a
@@ -64,11 +72,21 @@ def class_anchors(z_l: torch.Tensor, y_l: torch.Tensor, num_classes: int) -> tor
 
 
 def unit_rows(g: torch.Tensor) -> torch.Tensor:
-    """g / ‖g‖ along the last axis, exact even for denormal rows; an all-zero row stays 0
-    (a saturated softmax has no gradient direction; the official code gives NaN there)."""
-    biggest = g.abs().amax(dim=-1, keepdim=True)
-    g = g / torch.where(biggest > 0, biggest, torch.ones_like(biggest))
-    return g / g.norm(dim=-1, keepdim=True).clamp_min(1.0)  # ‖g‖ ≥ 1 once max|g_j| = 1
+    """g / ‖g‖ along the last axis; an all-zero row stays 0 (a saturated softmax has no
+    gradient direction; the official code gives NaN there).
+
+    Rows whose norm is below tiny^¼ of the dtype (squares near underflow) are first scaled
+    by their largest entry, so even denormal gradients keep their direction exactly.
+    """
+    norm = torch.linalg.vector_norm(g, dim=-1, keepdim=True)
+    small = norm.squeeze(-1) < torch.finfo(g.dtype).tiny ** 0.25
+    unit = g / norm.clamp_min(torch.finfo(g.dtype).tiny)
+    if bool(small.any()):
+        rows = g[small]
+        biggest = rows.abs().amax(dim=-1, keepdim=True)
+        rows = rows / torch.where(biggest > 0, biggest, torch.ones_like(biggest))
+        unit[small] = rows / torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min(1.0)
+    return unit
 
 
 def closed_form_alpha(z: torch.Tensor, anchor: torch.Tensor, grad: torch.Tensor,
@@ -77,23 +95,33 @@ def closed_form_alpha(z: torch.Tensor, anchor: torch.Tensor, grad: torch.Tensor,
 
     The first-order answer to "which mix, with ‖α‖ bounded, most increases the loss at the
     pseudo-label"; ``g`` is d CE(head(z), ŷ) / d z. Shapes broadcast over leading axes.
+    The reference form of what `closed_form_mix` evaluates in bulk.
     """
     delta = anchor - z
-    return eps * delta.norm(dim=-1, keepdim=True) * unit_rows(grad) / (delta + 1e-8)
+    return eps * torch.linalg.vector_norm(delta, dim=-1, keepdim=True) * unit_rows(grad) / (
+        delta + 1e-8)
 
 
-def closed_form_mix(z: torch.Tensor, anchors: torch.Tensor, unit: torch.Tensor,
-                    eps: float) -> torch.Tensor:
-    """(B, C, d) mixes (1 − α)·z + α·z* of B points with C anchors, closed-form α.
+def closed_form_mix(z: torch.Tensor, anchors: torch.Tensor, unit: torch.Tensor, eps: float,
+                    with_norm: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, C, d) mixes (1 − α)·z + α·z* of B points with C anchors for the closed-form α,
+    and, if asked, ‖α‖ (B, C).
 
-    Since α⊙Δ = ε‖Δ‖·ĝ ⊙ Δ/(Δ + 1e-8), the mix is z + ε‖Δ‖·ĝ: a step of ε‖Δ‖ along the
-    unit gradient ``unit``. We build it that way, dropping the 1e-8 guard's factor (1 to
-    float32 precision unless a coordinate of z is within ~1e-7 of the anchor's): one pass
-    over B·C·d instead of the five that α itself costs, and no cancellation where α_j is
-    huge (the official (1 − α)·z + α·z* loses every digit there).
+    Built as z + α⊙Δ with α⊙Δ = ε‖Δ‖·ĝ ⊙ Δ/(Δ + 1e-8) (ĝ = ``unit``, the unit gradient):
+    the same numbers as the official (1 − α)·z + α·z* up to rounding, without its
+    cancellation where α_j is huge (|Δ_j| tiny). The guard's factor is kept: a coordinate
+    where the point equals the anchor (e.g. a dead ReLU unit, 0 in both) does not move.
+    Memory: two (B, C, d) buffers, reused in place.
     """
-    step = eps * torch.cdist(z, anchors)  # (B, C): ε‖z* − z‖
-    return torch.addcmul(z.unsqueeze(1), step.unsqueeze(2), unit.unsqueeze(1))
+    delta = anchors.unsqueeze(0) - z.unsqueeze(1)
+    step = eps * torch.linalg.vector_norm(delta, dim=-1, keepdim=True)  # ε‖Δ‖, (B, C, 1)
+    den = delta + 1e-8
+    norm = None
+    if with_norm:  # ‖α‖ = ε‖Δ‖·‖ĝ / (Δ + 1e-8)‖
+        norm = step.squeeze(-1) * torch.linalg.vector_norm(unit.unsqueeze(1) / den, dim=-1)
+    delta.div_(den).mul_(unit.unsqueeze(1))
+    del den
+    return delta.mul_(step).add_(z.unsqueeze(1)), norm
 
 
 def _head(head: Any, mix: torch.Tensor) -> torch.Tensor:
@@ -163,7 +191,7 @@ class AlfaMix(Strategy):
                  alpha_learning_rate: float = 0.1, alpha_learning_iters: int = 5,
                  alpha_clf_coef: float = 1.0, alpha_l2_coef: float = 0.01,
                  candidate_selection: str = "clustering", kmeans_iters: int = 20,
-                 kmeans_max_points_per_centroid: int = 256, chunk_size: int = 32768) -> None:
+                 kmeans_max_points_per_centroid: int = 256, chunk_size: int = 4096) -> None:
         if not alpha_cap > 0:
             raise ConfigError(f"strategy.alpha_cap must be > 0 (paper: 0.2), got {alpha_cap}")
         if candidate_selection not in CANDIDATE_SELECTIONS:
@@ -212,11 +240,16 @@ class AlfaMix(Strategy):
         gen = torch.Generator(device=device)
         gen.manual_seed(int(ctx.rng.integers(2**62)))
         block = max(1, self.chunk_size // len(anchors))
+        # Found candidates can skip later caps when only the OR over caps is used; `norm`
+        # and `symmetric_kl` need every flipping mix (a later cap may flip another anchor
+        # with a smaller α or a larger KL), as the official sweep keeps the minimum α.
+        skip_found = self.candidate_selection in ("clustering", "uniform")
         swept: list[float] = []
         for cap in alpha_caps(self.alpha_cap):
             swept.append(cap)
-            for start in range(0, n, block):
-                rows = slice(start, start + block)
+            todo = np.flatnonzero(~candidate) if skip_found else np.arange(n)
+            for start in range(0, len(todo), block):
+                rows = todo[start:start + block]
                 stats = _BlockStats(torch.from_numpy(candidate[rows]).to(device),
                                     torch.from_numpy(min_norm[rows]).to(device),
                                     torch.from_numpy(max_kl[rows]).to(device))
@@ -248,12 +281,18 @@ class AlfaMix(Strategy):
 
     def _mix_block(self, head: Any, z: torch.Tensor, anchors: torch.Tensor, cap: float,
                    gen: torch.Generator, stats: _BlockStats) -> None:
-        """Mix a block of points (B, d) with every anchor (C, d) at one cap: B·C mixes."""
+        """Mix a block of points (B, d) with every anchor (C, d) at one cap: B·C mixes.
+
+        ŷ and g are recomputed per block and cap (one head pass over B·d, about 1/C of the
+        mixing work) rather than stored for the pool, so memory stays O(chunk·d).
+        """
         with torch.enable_grad():
             z_var = z.detach().requires_grad_(not self.alpha_opt)
             logits = head(z_var)
             y_hat = logits.argmax(dim=1)
             if not self.alpha_opt:  # g = d CE(head(z), ŷ) / d z, one row per point
+                # Summed, not the official mean: the same direction, without the 1/pool
+                # factor that pushes confident points' gradients towards underflow.
                 loss = F.cross_entropy(logits, y_hat, reduction="sum")
                 grad = torch.autograd.grad(loss, z_var)[0]
         logp = (F.log_softmax(logits.detach(), dim=1)
@@ -263,43 +302,53 @@ class AlfaMix(Strategy):
             return
         with torch.no_grad():
             eps = cap / math.sqrt(z.shape[1])  # the official code scales by 1/√d here only
-            unit = unit_rows(grad)
-            norm = None
-            if self.candidate_selection == "norm":
-                alpha = closed_form_alpha(z.unsqueeze(1), anchors.unsqueeze(0),
-                                          unit.unsqueeze(1), eps)
-                norm = alpha.norm(dim=-1)
-            mix = closed_form_mix(z, anchors, unit, eps)
+            mix, norm = closed_form_mix(z, anchors, unit_rows(grad), eps,
+                                        with_norm=self.candidate_selection == "norm")
             stats.update(_head(head, mix), y_hat, logp, norm)
 
     def _learn_alpha(self, head: Any, z: torch.Tensor, anchors: torch.Tensor,
                      y_hat: torch.Tensor, logp: torch.Tensor | None, cap: float,
                      gen: torch.Generator, stats: _BlockStats) -> None:
-        """Learned α (Sec. 3.2; official ``learn_alpha``): per-dimension α ~ N(c/2, c/2)
-        clamped to [1e-8, c]; each iteration checks for a flip, then takes one step of a
-        fresh Adam (learning rate ÷10 from 2/3 of the iterations on) on
-        −clf_coef·CE(head(mix), ŷ) + l2_coef·‖α‖₂, then clamps again. Every (point,
-        anchor) pair has its own α; Adam is elementwise, so batching them changes nothing."""
-        shape = (z.shape[0], anchors.shape[0], z.shape[1])
-        z, anchors = z.unsqueeze(1), anchors.unsqueeze(0)  # broadcast to (B, C, d)
-        alpha = torch.randn(shape, generator=gen, device=z.device, dtype=z.dtype)
-        alpha = (alpha * (cap / 2.0) + cap / 2.0).clamp_(1e-8, cap)
-        targets = y_hat.unsqueeze(1).expand(shape[:2])
+        """Learned α (Sec. 3.2; official ``learn_alpha``), one α per (point, anchor, dim).
+
+        α ~ N(c/2, c/2) clamped to [1e-8, c]; each iteration checks the mix for a flip, then
+        takes one step of a *fresh* Adam on −clf_coef·CE(head(mix), ŷ) + l2_coef·‖α‖₂ and
+        clamps again. A fresh Adam's first step is exactly lr·∇/(|∇| + 1e-8) (its moments
+        are ∇ and ∇² after bias correction; eps 1e-8), so we take that step directly
+        instead of building an optimiser with two state tensors per block. Learning rate
+        ÷10 from iteration 2/3·iters on, as in the official code. The step after the last
+        check is skipped: the official code takes it but never evaluates its result (so,
+        with the default 5 iterations, its 0.01 learning rate has no effect).
+        """
+        delta = anchors.unsqueeze(0) - z.unsqueeze(1)  # (B, C, d): z* − z
+        alpha = torch.randn(delta.shape, generator=gen, device=z.device, dtype=z.dtype)
+        alpha.mul_(cap / 2.0).add_(cap / 2.0).clamp_(1e-8, cap)
+        targets = y_hat.repeat_interleave(delta.shape[1])  # row-major (point, anchor) pairs
+        want_norm = self.candidate_selection == "norm"
+        mix, scratch = torch.empty_like(delta), torch.empty_like(delta)  # reused every step
         for i in range(self.alpha_learning_iters):
-            lr = self.alpha_learning_rate / (1.0 if i < self.alpha_learning_iters * 2 / 3 else 10.0)
-            alpha.requires_grad_(True)
-            optimiser = torch.optim.Adam([alpha], lr=lr)
+            torch.addcmul(z.unsqueeze(1), alpha, delta, out=mix)  # (1 − α)·z + α·z*
+            if i == self.alpha_learning_iters - 1:  # last check, no step after it
+                with torch.no_grad():
+                    norm = torch.linalg.vector_norm(alpha, dim=-1) if want_norm else None
+                    stats.update(_head(head, mix), y_hat, logp, norm)
+                return
             with torch.enable_grad():
-                logits = _head(head, (1 - alpha) * z + alpha * anchors)
-                norm = alpha.norm(dim=-1)
-                ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-                loss = self.alpha_l2_coef * norm.sum() - self.alpha_clf_coef * ce.sum()
-                alpha.grad = torch.autograd.grad(loss, alpha)[0]
+                leaf = mix.detach().requires_grad_(True)
+                logits = _head(head, leaf)
+                ce = F.cross_entropy(logits.flatten(0, 1), targets, reduction="sum")
+                d_mix = torch.autograd.grad(ce, leaf)[0]
             with torch.no_grad():
-                stats.update(logits, y_hat, logp,
-                             norm if self.candidate_selection == "norm" else None)
-            optimiser.step()
-            alpha = alpha.detach().clamp_(1e-8, cap)
+                norm = torch.linalg.vector_norm(alpha, dim=-1, keepdim=True)
+                stats.update(logits.detach(), y_hat, logp, norm.squeeze(-1) if want_norm else None)
+                # ∇α = l2·α/‖α‖ − clf·Δ ⊙ dCE/dmix
+                grad = d_mix.mul_(delta).mul_(-self.alpha_clf_coef)
+                grad.addcdiv_(alpha, norm, value=self.alpha_l2_coef)
+                lr = self.alpha_learning_rate / (
+                    1.0 if i < self.alpha_learning_iters * 2 / 3 else 10.0)
+                denom = torch.abs(grad, out=scratch).add_(1e-8)
+                alpha.addcdiv_(grad, denom, value=-lr).clamp_(1e-8, cap)
+                del leaf, logits, d_mix, grad
 
     def _choose(self, scan: CandidateScan, ctx: SelectionContext, budget: int) -> np.ndarray:
         """Positions (into ``ctx.unlabelled``) of at most ``budget`` candidates (Sec. 3.3)."""
