@@ -318,4 +318,6 @@ def test_run_py_alfa_mix_end_to_end(tmp_path):
     rows = pd.read_csv(next(tmp_path.rglob("rows.csv")))
     assert (rows["strategy"] == "alfa_mix").all()
     assert rows["n_selected"].tolist() == [10, 0]
-    assert rows["alfa_candidates"].iloc[0] >= 0 and rows["alfa_random_fill"].iloc[0] <= 10
+    # The batch is min(candidates, 10) from the candidates, the rest random.
+    cand, fill = rows["alfa_candidates"].iloc[0], rows["alfa_random_fill"].iloc[0]
+    assert fill == 10 - min(cand, 10)
