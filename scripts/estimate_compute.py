@@ -154,8 +154,8 @@ def estimate(args: argparse.Namespace) -> str:
         f"schedule        {budget.initial} + {batches[0] if batches else 0} × {budget.cycles}"
         f", {trainer.epochs} epochs{cap}, pool {pool:,}, test {test:,}",
         f"train step      {step_s * 1e3:.1f} ms at batch {trainer.batch_size}"
-        f"{' (AMP)' if amp else ''}; first epoch {math.ceil(budget.initial / trainer.batch_size) * step_s:.1f} s,"
-        f" last {math.ceil(labelled / trainer.batch_size) * step_s:.1f} s",
+        f"{' (AMP)' if amp else ''}; first epoch {math.ceil(budget.initial / trainer.batch_size) * step_s:.2f} s,"
+        f" last {math.ceil(labelled / trainer.batch_size) * step_s:.2f} s",
         f"inference       {per_image_s * 1e6:.0f} µs / image",
         f"one run         {run_h:.2f} h (training {train_s / 3600:.2f} h, inference "
         f"{infer_s / 3600:.2f} h)",

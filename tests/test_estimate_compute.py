@@ -26,7 +26,7 @@ def test_estimate_follows_the_schedule(script, capsys):
     hours = (steps * 0.01 + images * 0.001) / 3600
     assert f"one run         {hours:.2f} h" in out
     assert f"all runs        {hours * 3 * 2:.1f} h = 3 seeds × 2 strategies" in out
-    assert "first epoch 0.0 s, last 0.0 s" in out   # 1 and 3 steps of 10 ms
+    assert "first epoch 0.01 s, last 0.03 s" in out   # 1 and 3 steps of 10 ms
 
 
 def test_unknown_dataset_size_is_a_one_line_error(script, capsys):
