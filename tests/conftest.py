@@ -57,3 +57,23 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_until_killed(cfg: dict, monkeypatch, training_call: int) -> None:
+    """Run ``cfg`` and kill it (KeyboardInterrupt, as Ctrl-C would) when the runner starts
+    its ``training_call``-th training; ``train`` is restored afterwards."""
+    from alharness.loop import runner
+    from alharness.loop.runner import run_experiment
+
+    real_train, calls = runner.train, []
+
+    def train_then_die(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == training_call:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+    monkeypatch.setattr(runner, "train", real_train)

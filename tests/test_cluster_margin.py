@@ -16,13 +16,12 @@ import torch
 from scipy import stats
 
 from alharness.errors import ConfigError, SelectionError
-from alharness.loop import runner as runner_module
 from alharness.loop.run_folder import LoopState, RunFolder
 from alharness.loop.runner import run_experiment
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
 from alharness.strategies.cluster_margin import CACHE_KEY, ClusterMargin, cuda_device, round_robin
 from alharness.strategies.outputs import ArrayOutputs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_until_killed
 
 
 def two_class_probs(margin: np.ndarray) -> np.ndarray:
@@ -251,19 +250,8 @@ def test_killed_run_resumes_with_the_same_clusters_and_results(make_config, tmp_
     run_experiment(clean)
     assert len(clusterings) == 1
 
-    real_train, calls = runner_module.train, []
-
-    def train_then_die(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:  # killed while training cycle 2
-            raise KeyboardInterrupt
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(runner_module, "train", train_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg)
+    run_until_killed(cfg, monkeypatch, training_call=3)  # during cycle 2's training
     assert len(clusterings) == 2  # the interrupted run clustered in its cycle 0
-    monkeypatch.setattr(runner_module, "train", real_train)
     run_experiment(cfg)
     assert len(clusterings) == 2  # the resumed run did not
     (folder,) = (p.parent for p in Path(cfg["results_dir"]).rglob("rows.csv"))

@@ -14,7 +14,6 @@ from torch import nn
 
 from alharness.data.base import TensorPool
 from alharness.errors import ConfigError, SelectionError
-from alharness.loop import runner as runner_module
 from alharness.loop.runner import run_experiment
 from alharness.models.linear_head import LinearHead
 from alharness.models.mlp import MLP
@@ -27,7 +26,7 @@ from alharness.strategies.dfal import deepfool
 from alharness.strategies.lloss import CACHE_KEY, LossPredictionAddon, ranking_loss, stage_taps
 from alharness.strategies.outputs import ArrayOutputs
 from alharness.training.trainer import TrainerConfig, loss_function, train
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, run_cli, run_until_killed
 
 
 @pytest.fixture(autouse=True)
@@ -339,18 +338,7 @@ def test_lloss_resumed_after_a_kill_continues_with_the_checkpointed_module(make_
     clean = {**cfg, "results_dir": str(tmp_path / "clean")}
     run_experiment(clean)
 
-    real_train, calls = runner_module.train, []
-
-    def train_then_die(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # killed while training cycle 1
-            raise KeyboardInterrupt
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(runner_module, "train", train_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg)
-    monkeypatch.setattr(runner_module, "train", real_train)
+    run_until_killed(cfg, monkeypatch, training_call=2)  # during cycle 1's training
     run_experiment(cfg)
 
     def state(results_dir) -> dict:

@@ -15,7 +15,7 @@ from alharness.errors import CheckpointError, ConfigError, DataError
 from alharness.loop import runner as runner_module
 from alharness.loop.identity import run_id
 from alharness.loop.runner import run_experiment
-from tests.conftest import FAST, run_cli
+from tests.conftest import FAST, run_cli, run_until_killed
 
 VOLATILE = ["train_seconds", "select_seconds", "prepare_seconds", "wall_seconds", "code_version"]
 
@@ -85,22 +85,12 @@ def test_killed_run_resumes_at_last_finished_cycle_with_identical_results(make_c
     clean = {**cfg, "results_dir": str(tmp_path / "clean")}
     run_experiment(clean)
 
-    real_train, calls = runner_module.train, []
-
-    def train_then_die(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:  # killed while training cycle 2
-            raise KeyboardInterrupt
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(runner_module, "train", train_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg)
+    run_until_killed(cfg, monkeypatch, training_call=3)  # during cycle 2's training
     (folder,) = run_folders(Path(cfg["results_dir"]))
     assert json.loads((folder / "status.json").read_text()) ["cycles_done"] == 2
     assert len(pd.read_csv(folder / "rows.csv")) == 2
 
-    resumed_cycles = []
+    resumed_cycles, real_train = [], runner_module.train
     monkeypatch.setattr(runner_module, "train",
                         lambda *a, **k: resumed_cycles.append(1) or real_train(*a, **k))
     run_experiment(cfg)
