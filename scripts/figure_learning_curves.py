@@ -8,27 +8,21 @@ runs, missing seeds, mixed configs) are printed as warnings.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from alharness.report import plot_learning_curves, variant_styles
-from alharness.report.build import collect, print_findings
-from alharness.report.cli import add_methods, one_line_errors
+from alharness.report.cli import collect_and_report, figure_parser, one_line_errors
 from alharness.report.curves import SPREADS
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results", nargs="+", help="results folder(s), searched recursively")
+    p = figure_parser(__doc__.splitlines()[0])
     p.add_argument("--out", default="figures/curves", help="output folder")
     p.add_argument("--spread", choices=SPREADS, default="std", help="shaded band")
-    add_methods(p)
-    p.add_argument("--include-unfinished", action="store_true")
     args = p.parse_args(argv)
 
     def run() -> None:
-        results = collect(args.results, args.include_unfinished, methods=args.methods)
-        print_findings(results.findings)
+        results = collect_and_report(args)
         written = plot_learning_curves(results.rows, args.out, variant_styles(results.rows, results.order),
                                        args.spread)
         print("\n".join(str(path) for path in written.values()))

@@ -8,28 +8,22 @@ Thin wrapper over :func:`alharness.report.win_matrix`; the conventions are defin
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from alharness.report import win_matrix, write_win_matrix
-from alharness.report.build import collect, print_findings
-from alharness.report.cli import add_methods, one_line_errors
+from alharness.report.cli import collect_and_report, figure_parser, one_line_errors
 from alharness.report.style import variant_order
 from alharness.report.win_matrix import CONVENTIONS
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results", nargs="+", help="results folder(s), searched recursively")
+    p = figure_parser(__doc__.splitlines()[0])
     p.add_argument("--convention", choices=sorted(CONVENTIONS), default="alfamix")
     p.add_argument("--out", default="figures", help="output folder")
-    add_methods(p)
-    p.add_argument("--include-unfinished", action="store_true")
     args = p.parse_args(argv)
 
     def run() -> None:
-        results = collect(args.results, args.include_unfinished, methods=args.methods)
-        print_findings(results.findings)
+        results = collect_and_report(args)
         rows = results.rows
         matrix = win_matrix(rows, args.convention, variant_order(rows, results.order))
         path = write_win_matrix(matrix, args.convention, rows["setting_label"].nunique(),

@@ -9,13 +9,12 @@ Thin wrapper over :func:`alharness.report.labels_to_target`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from alharness.report import labels_to_target
-from alharness.report.build import collect, per_setting, print_findings
-from alharness.report.cli import add_methods, one_line_errors
+from alharness.report.build import per_setting
+from alharness.report.cli import collect_and_report, figure_parser, one_line_errors
 from alharness.report.markdown import markdown_sections
 from alharness.report.style import variant_order
 from alharness.report.tables import DEFAULT_TARGET_FRACTION
@@ -23,21 +22,17 @@ from alharness.report.views import labels_view
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results", nargs="+", help="results folder(s), searched recursively")
+    p = figure_parser(__doc__.splitlines()[0])
     target = p.add_mutually_exclusive_group()
     target.add_argument("--target", type=float, help="absolute metric value, e.g. 0.9")
     target.add_argument("--target-fraction", type=float, default=DEFAULT_TARGET_FRACTION,
                         help="fraction of each setting's best final mean metric")
     p.add_argument("--baseline", default="random")
     p.add_argument("--out", type=Path, help="also write labels_to_target.csv and .md here")
-    add_methods(p)
-    p.add_argument("--include-unfinished", action="store_true")
     args = p.parse_args(argv)
 
     def run() -> None:
-        results = collect(args.results, args.include_unfinished, args.baseline, args.methods)
-        print_findings(results.findings)
+        results = collect_and_report(args, args.baseline)
         rows = results.rows
         table = labels_to_target(rows, args.target, args.target_fraction, args.baseline)
         text = markdown_sections("Labels needed to reach the target",

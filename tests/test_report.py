@@ -385,3 +385,31 @@ def test_import_does_not_import_torch():
             "assert 'torch' not in sys.modules, 'alharness.report imported torch'")
     done = _python(["-c", code], [])
     assert done.returncode == 0, done.stderr
+
+
+def test_figure_scripts_regenerate_each_paper_figure(results, tmp_path, capsys):
+    """scripts/figure_learning_curves.py, figure_win_matrix.py, table_labels_saved.py."""
+    from tests.conftest import load_script
+
+    curves = tmp_path / "curves"
+    assert load_script("figure_learning_curves").main(
+        [str(results), "--out", str(curves), "--methods", "random,better"]) == 0
+    assert sorted(p.name for p in curves.glob("*.png")) == ["synth_a_mlp_20+20x4.png",
+                                                            "synth_b_mlp_20+20x2.png"]
+
+    assert load_script("figure_win_matrix").main(
+        [str(results), "--out", str(tmp_path), "--convention", "alfamix"]) == 0
+    matrix = pd.read_csv(tmp_path / "win_matrix_alfamix.csv", index_col=0)
+    assert matrix.at["better", "worse"] == pytest.approx(1.5)
+    assert (tmp_path / "win_matrix_alfamix.png").is_file()
+
+    capsys.readouterr()
+    assert load_script("table_labels_saved").main(
+        [str(results), "--target", "0.55", "--baseline", "random", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "labels_to_target.csv")
+    a = table[table["setting_label"].str.startswith("synth_a")].set_index("variant")
+    assert a.at["better", "saved_pct"] == pytest.approx(100 * (1 - (20 + 20 / 1.4) / 70))
+    assert "Labels needed to reach the target" in capsys.readouterr().out
+
+    assert load_script("figure_win_matrix").main([str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -8,8 +8,9 @@ import sys
 from collections.abc import Callable
 
 from alharness.errors import HarnessError
-from alharness.report.build import write_report
+from alharness.report.build import collect, print_findings, write_report
 from alharness.report.curves import SPREADS
+from alharness.report.load import Results
 from alharness.report.presets import PRESETS
 from alharness.report.tables import DEFAULT_TARGET_FRACTION
 from alharness.report.win_matrix import CONVENTIONS
@@ -47,6 +48,23 @@ def add_methods(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=None, metavar="PRESET|NAMES",
                    help="keep only these strategies, in this order: a paper's preset "
                         f"({presets}) or comma-separated strategy names (default: all)")
+
+
+def figure_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every ``scripts/figure_*`` / ``table_*`` command shares."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("results", nargs="+", help="results folder(s), searched recursively")
+    add_methods(p)
+    p.add_argument("--include-unfinished", action="store_true",
+                   help="include runs that have not finished (reported either way)")
+    return p
+
+
+def collect_and_report(args: argparse.Namespace, baseline: str | None = None) -> Results:
+    """The runs a `figure_parser` command asked for, its findings printed to stderr."""
+    results = collect(args.results, args.include_unfinished, baseline, args.methods)
+    print_findings(results.findings)
+    return results
 
 
 def one_line_errors(run: Callable[[], object]) -> int:
