@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 
-# Tiny models gain nothing from threads, and CI's 2 cores are shared with the subprocesses.
+# Tiny models gain nothing from threads, and CI's 2 cores are shared with the subprocesses
+# (oversubscribed OpenMP threads make a small training step tens of times slower).
 torch.set_num_threads(1)
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

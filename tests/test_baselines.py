@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from alharness.errors import ConfigError, SelectionError
 from alharness.loop.runner import run_experiment
@@ -73,16 +72,7 @@ def test_bald_refuses_samples_without_dropout_and_too_few_passes():
         build_strategy({"name": "bald", "passes": 1})
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Tiny CPU training is ~50× slower with 2 OpenMP threads on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_bald_in_the_runner_refuses_a_backbone_without_dropout(make_config, one_torch_thread):
+def test_bald_in_the_runner_refuses_a_backbone_without_dropout(make_config):
     cfg = make_config(["strategy=bald", "backbone.dropout=0", "budget.cycles=1",
                        "trainer.epochs=1"])
     with pytest.raises(SelectionError, match="dropout") as err:

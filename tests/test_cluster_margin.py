@@ -225,17 +225,7 @@ def test_fewer_candidates_than_budget_takes_all_that_remain(pool):
     assert sorted(picks.tolist()) == [195, 196, 197, 198, 199]
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Tiny CPU training is much slower with 2 OpenMP threads on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_killed_run_resumes_with_the_same_clusters_and_results(make_config, tmp_path, monkeypatch,
-                                                               one_torch_thread):
+def test_killed_run_resumes_with_the_same_clusters_and_results(make_config, tmp_path, monkeypatch):
     cfg = make_config(["strategy=cluster_margin", "budget.cycles=3"])
     clean = {**cfg, "results_dir": str(tmp_path / "clean")}
     clusterings = []

@@ -29,15 +29,6 @@ from alharness.training.trainer import TrainerConfig, loss_function, train
 from tests.conftest import FAST, run_cli, run_until_killed
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny CPU work is many times slower with 2 OpenMP threads on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def context(outputs: ArrayOutputs, pool: int, labelled=(), needs=(), seed: int = 0,
             task: str = "multiclass") -> SelectionContext:
     labelled = np.asarray(labelled, dtype=np.int64)
