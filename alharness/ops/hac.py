@@ -59,23 +59,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from alharness.ops.dendrogram import Merges, cut, merges_needed, threshold_for_mean_size
+
+__all__ = ["GraphMerges", "Merges", "average_linkage", "cut", "graph_edges", "merge_rounds",
+           "merges_needed", "threshold_for_mean_size"]
 
 
 @dataclass(frozen=True)
-class Merges:
-    """A (partial) dendrogram: cluster ``absorbed[i]`` joined ``kept[i]`` at ``height[i]``.
+class GraphMerges(Merges):
+    """`Merges` of the graph backend, with what it assumed and how long it took."""
 
-    Clusters are named by one of their points (the smaller id survives a merge), so the
-    merges are edges of a forest over the n points and any cut is a connected-components
-    query (`cut`).
-    """
-
-    kept: np.ndarray  # (m,) int64
-    absorbed: np.ndarray  # (m,) int64
-    height: np.ndarray  # (m,) float64
-    n: int
     far: float  # D: the distance given to unknown pairs of linked clusters (module doc)
     rounds: int
 
@@ -97,7 +91,7 @@ def graph_edges(ids: np.ndarray, dists: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def merge_rounds(lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, n: int,
-                 max_height: float = np.inf, target_merges: int | None = None) -> Merges:
+                 max_height: float = np.inf, target_merges: int | None = None) -> GraphMerges:
     """Every average-linkage merge of height ≤ ``max_height`` on the graph, by RAC rounds.
 
     Per round: each cluster's nearest neighbour (smallest linkage, ties to the smallest
@@ -168,8 +162,8 @@ def merge_rounds(lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, n: int,
         total = np.concatenate([total[stay], new_total])
         count = np.concatenate([count[stay], new_count])
         link = np.concatenate([link[stay], (new_total + (pairs - new_count) * far) / pairs])
-    return Merges(np.concatenate(kept), np.concatenate(absorbed), np.concatenate(heights), n,
-                  far, rounds)
+    return GraphMerges(np.concatenate(kept), np.concatenate(absorbed),
+                       np.concatenate(heights), n, far, rounds)
 
 
 def _known_height(heights: list[np.ndarray], rank: int, floor: float) -> float:
@@ -183,35 +177,6 @@ def _known_height(heights: list[np.ndarray], rank: int, floor: float) -> float:
     if np.count_nonzero(recorded <= floor) < rank:
         return np.inf
     return float(np.partition(recorded, rank - 1)[rank - 1])
-
-
-def cut(merges: Merges, epsilon: float) -> np.ndarray:
-    """Cluster label (0 … c−1) of every point after the merges of height ≤ ``epsilon``."""
-    sel = merges.height <= epsilon
-    graph = coo_matrix((np.ones(int(sel.sum()), dtype=np.int8),
-                        (merges.kept[sel], merges.absorbed[sel])), shape=(merges.n, merges.n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
-
-
-def threshold_for_mean_size(merges: Merges, target: float) -> float:
-    """The smallest ε at which the mean cluster size n / #clusters is ≥ ``target``.
-
-    That is the height of the (n − ⌊n / target⌋)-th lowest merge; 0 if ``target`` ≤ 1;
-    inf if the graph's connected components are still smaller on average (the graph
-    cannot join them). ``merges`` must hold every merge up to that height (`merge_rounds`
-    with ``max_height=inf``, or ``target_merges`` = `merges_needed`).
-    """
-    need = merges_needed(merges.n, target)
-    if need <= 0:
-        return 0.0
-    if need > len(merges.height):
-        return np.inf
-    return float(np.partition(merges.height, need - 1)[need - 1])
-
-
-def merges_needed(n: int, target: float) -> int:
-    """Merges that take n points to a mean cluster size ≥ ``target``: n − ⌊n / target⌋."""
-    return n - int(np.floor(n / target))
 
 
 def average_linkage(ids: np.ndarray, dists: np.ndarray, epsilon: float | None = None,
