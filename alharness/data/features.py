@@ -32,7 +32,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 @register_dataset("features")
-def load_features(path: str | None = None, test_fraction: float = 0.2, split_seed: int = 0,
+def load_features(path: str, test_fraction: float = 0.2, split_seed: int = 0,
                   standardize: bool = True) -> PoolData:
     """Load embeddings; without ``X_test`` a fixed split seeded by ``split_seed`` is made."""
     if not path:
