@@ -19,7 +19,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alharness.cli import main
 from alharness.loop.runner import run_experiment
 from alharness.training.trainer import TrainResult
 from tests.conftest import FAST, ROOT, compose_config, run_cli
@@ -136,6 +135,8 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 @pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS,
                          ids=[" ".join(o) for o, _ in BAD_INPUTS])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(base, overrides, message, capsys):
+    from alharness.cli import main
+
     if "readonly" in " ".join(overrides) and os.access(base / "readonly", os.W_OK):
         pytest.skip("running as root: a read-only folder is writable")
     before = snapshot(base)
