@@ -28,6 +28,7 @@ from pathlib import Path
 from hydra._internal.utils import _run_hydra, get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from alharness.config.compose import CONFIG_DIR, CONFIG_NAME, Composer, job_returns, to_plain
@@ -110,19 +111,20 @@ def _run(composer: Composer, overrides: list[str]) -> int:
 
 def _sweep(composer: Composer, overrides: list[str]) -> int:
     points = composer.sweep_points(overrides)
-    configs = [composer.compose(point) for point in points]  # an unknown option or key stops all
+    configs = [composer.compose(point, RunMode.MULTIRUN) for point in points]  # a typo stops all
     from alharness.config.schema import validate_config
     from alharness.loop.summary import summary
 
-    invalid = []
+    invalid: dict[str, list[str]] = {}
     for point, cfg in zip(points, configs, strict=True):
         try:
             validate_config(cfg)
         except ConfigError as exc:
-            invalid.append(f"{exc} [sweep point: {_label(point, points)}]")
-    if len(invalid) == len(points):
-        for line in invalid:
-            _error(line)
+            invalid.setdefault(str(exc), []).append(_label(point, points))
+    if sum(map(len, invalid.values())) == len(points):  # nothing would run: one line per error
+        for message, where in invalid.items():
+            _error(f"{message} [sweep point{'s' * (len(where) > 1)}: {'; '.join(where)}]"
+                   if len(invalid) > 1 else f"{message} [every sweep point]")
         return 2
     returns = composer.hydra.multirun(composer.config_name, sweep_job,
                                       [*overrides, "hydra.mode=MULTIRUN"])

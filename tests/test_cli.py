@@ -37,6 +37,7 @@ BAD_INPUTS = [
     (["budget.cycles=1000"], "the pool has 1438"),
     (["trainer.lr=abc"], "trainer.lr: wrong type (got 'abc'; expected a number > 0)"),
     (["trainer.lr=-1"], "trainer.lr: out of range (got -1; expected a number > 0)"),
+    (["trainer.lr=inf"], "trainer.lr: wrong type (got inf;"),
     (["trainer.epochs=0"], "trainer.epochs: out of range"),
     (["trainer.batch_size=0"], "trainer.batch_size: out of range"),
     (["trainer.optimizer=lbfgs"], "trainer.optimizer: not a valid choice (got 'lbfgs'; "
@@ -58,12 +59,16 @@ BAD_INPUTS = [
     (["seeds=[]"], "seeds: too few items"),
     (["seeds=[0,0]"], "seeds: seed 0 is listed twice"),
     (["seeds=[-1]"], "seeds: out of range at item 0"),
+    (["seeds=[true]"], "seeds: wrong type at item 0 (got [true];"),
+    (["seeds={a:1}"], "seeds: cannot be merged"),
     (["dataset=features"], "dataset.path: required but not set (got ???; expected a string)"),
     (["dataset=features", "dataset.path={base}/missing.npz", "backbone=linear"],
      "missing.npz does not exist"),
     (["dataset=features", "dataset.path={base}/afile", "backbone=linear"], "cannot read"),
     (["dataset=nope"], "dataset: unknown option 'nope'"),
     (["dataset.split_seed=abc"], "dataset.split_seed: wrong type"),
+    (["dataset.split_seed=-1"], "dataset.split_seed: out of range (got -1; expected an integer ≥ 0)"),
+    (["dataset=synthetic", "dataset.classes=0"], "dataset.classes: out of range"),
     (["backbone=vgg16"], "at least 32×32"),
     (["backbone.dropout=1.5"], "backbone.dropout: out of range (got 1.5; expected a number ≥ 0 "
                                "and < 1)"),
@@ -71,10 +76,14 @@ BAD_INPUTS = [
     (["results_dir={base}/afile"], "results_dir: not a directory"),
     (["results_dir={base}/afile/sub"], "afile is a file"),
     (["results_dir={base}/readonly"], "results_dir: not writable"),
+    (["results_dir=/proc/alharness-results"], "results_dir: not writable (/proc is read-only)"),
+    (["hydra.run.dir=/proc/alharness-logs"], "hydra.run.dir: not writable"),
     (["data_dir={base}/afile"], "data_dir: not a directory"),
     (["device=gpu"], "device: not a device (got 'gpu'"),
     (["torch_threads=0"], "torch_threads: out of range"),
     (["logger=wandb", "logger.mode=sometimes"], "logger.mode: not a valid choice"),
+    (["logger=wandb", "logger.tags=abc"], "logger.tags: wrong type (got 'abc'; expected a list of "
+                                          "strings or null)"),
     (["progress=maybe"], "progress: wrong type"),
     (["experiment_name=../elsewhere"], "experiment_name: not a folder name"),
     (["experiment_name=${nope}"], "experiment_name: cannot be resolved"),
@@ -96,6 +105,10 @@ BAD_INPUTS = [
     (["-m", "strategy=margin,nope"], "strategy: unknown option 'nope'"),
     (["-m", "trainer.lrr=0.1,0.2"], "did you mean trainer.lr?"),
     (["-m", "dataset=digits,nope"], "dataset: unknown option 'nope'"),
+    (["-m", "strategy=margin,entropy", "seeds=abc"], "seeds: wrong type (got 'abc'; expected a "
+                                                      "non-empty list of integers ≥ 0) [every sweep point]"),
+    (["-m", "hydra.sweep.dir=/proc/alharness-sweep", "trainer.lr=0.1,0.2"],
+     "hydra.sweep.dir: not writable"),
 ]
 
 

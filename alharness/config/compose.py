@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from alharness.config.messages import contract, unknown_choice, unknown_key
+from alharness.config.paths import check_directory
 from alharness.errors import ConfigError
 
 #: The configs shipped with the code.
@@ -61,13 +63,25 @@ class Composer:
 
     def compose(self, overrides: Sequence[str], mode: RunMode = RunMode.RUN) -> dict[str, Any]:
         """The task config (no ``hydra`` node) as plain, resolved data. A value the config
-        requires but does not set stays ``???`` for the schema to name."""
+        requires but does not set stays ``???`` for the schema to name. Hydra's output
+        folder (``hydra.run.dir``, or ``hydra.sweep.dir`` for ``-m``), when moved out of
+        ``results_dir``, must be creatable."""
         try:
-            cfg = self.hydra.compose_config(self.config_name, list(overrides), run_mode=mode,
-                                            with_log_configuration=False)
+            with warnings.catch_warnings():  # Hydra's own deprecation notes: it repeats them when it runs
+                warnings.simplefilter("ignore")
+                cfg = self.hydra.compose_config(self.config_name, list(overrides), run_mode=mode,
+                                                with_log_configuration=False)
         except (HydraException, OmegaConfBaseException) as exc:
             raise self.explain(exc, overrides) from None
-        return to_plain(cfg)
+        plain = to_plain(cfg)
+        key = "hydra.sweep.dir" if mode == RunMode.MULTIRUN else "hydra.run.dir"
+        try:
+            output = Path(str(OmegaConf.select(cfg, key))).absolute()
+        except OmegaConfBaseException as exc:
+            raise self.explain(exc, overrides) from None
+        if not output.is_relative_to(Path(str(plain.get("results_dir", ""))).absolute()):
+            check_directory(key, str(output), writable=True)  # else results_dir's check covers it
+        return plain
 
     def sweep_points(self, overrides: Sequence[str]) -> list[list[str]]:
         """The overrides of every job of a ``-m`` sweep (Hydra's basic sweeper's expansion)."""
@@ -118,6 +132,11 @@ class Composer:
         if match := re.match(r"(\S+) appears more than once in the final defaults list", text):
             return ConfigError(contract(match.group(1), "chosen twice", expected=(
                 f"one choice: {match.group(1)}=<option> (drop the '+')")))
+        if match := re.match(r"Error merging override (.+)", text):
+            key, _, value = match.group(1).partition("=")
+            cause = str(exc.__cause__ or "").strip().splitlines()
+            return ConfigError(contract(key.lstrip("+~"), "cannot be merged" + (
+                f" ({cause[0].rstrip('.')})" if cause else ""), value))
         key = getattr(exc, "full_key", None) or "overrides"
         return ConfigError(contract(str(key), first.rstrip(".")))
 

@@ -14,17 +14,18 @@ registered ahead of time.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from annotated_types import Ge, MinLen
+from annotated_types import MinLen
 
+from alharness.bounds import Count, NonNegative
 from alharness.config.components import COMPONENT_SECTIONS, check_component
 from alharness.config.messages import contract, unknown_key
+from alharness.config.paths import check_directory
 from alharness.config.sections import check, dataclass_schema
 from alharness.errors import ConfigError
 from alharness.loop.budget import Budget
@@ -38,10 +39,10 @@ class Options:
     experiment_name: Annotated[str, MinLen(1)]
     results_dir: Annotated[str, MinLen(1)]
     data_dir: Annotated[str, MinLen(1)]
-    seeds: Annotated[list[Annotated[int, Ge(0)]], MinLen(1)]
+    seeds: Annotated[list[NonNegative], MinLen(1)]
     experiment_suffix: str = ""
     device: str = "auto"
-    torch_threads: Annotated[int, Ge(1)] | None = None
+    torch_threads: Count | None = None
     deterministic: bool = True
     progress: bool = True
     resume: bool = True
@@ -118,17 +119,3 @@ def _check_options(options: Options) -> None:
                                    "a relative name inside results_dir, e.g. my-experiment"))
     check_directory("results_dir", options.results_dir, writable=True)
     check_directory("data_dir", options.data_dir, writable=False)
-
-
-def check_directory(key: str, path: str, writable: bool) -> None:
-    """``path`` is a directory or can be created as one (its nearest existing ancestor is a
-    directory, writable if ``writable``). Nothing is created here."""
-    target = Path(path).expanduser().absolute()
-    existing = next(p for p in (target, *target.parents) if p.exists())
-    expected = "a writable directory" if writable else "a directory"
-    if not existing.is_dir():
-        where = "" if existing == target else f" ({existing} is a file)"
-        raise ConfigError(contract(key, f"not a directory{where}", path, expected))
-    if writable and not os.access(existing, os.W_OK | os.X_OK):
-        where = "" if existing == target else f" ({existing} is read-only)"
-        raise ConfigError(contract(key, f"not writable{where}", path, expected))

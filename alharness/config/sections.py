@@ -3,7 +3,8 @@ dataclass or the constructor it configures, so adding a parameter to a strategy,
 dataset loader, a backbone or `TrainerConfig` is all it takes to have it validated.
 
 Validation is pydantic's, in strict mode: ``"12"`` is not an integer, ``true`` is not
-1, a string is never read as a list; an integer is accepted where a number is.
+1, a string is never read as a list, ``inf`` and ``nan`` are not numbers; an integer is
+accepted where a number is.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class Schema:
 @cache
 def _model(schema: Schema) -> type[BaseModel]:
     config = ConfigDict(strict=True, extra="allow" if schema.open else "forbid",
-                        arbitrary_types_allowed=True, protected_namespaces=())
+                        allow_inf_nan=False, arbitrary_types_allowed=True,
+                        protected_namespaces=())
     fields = {name: (hint, default) for name, hint, default in schema.fields}
     return create_model(f"{schema.name}_schema", __config__=config, **fields)
 

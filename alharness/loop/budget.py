@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from annotated_types import Ge
-
+from alharness.bounds import Count, NonNegative
 from alharness.data.initial import INITIAL_MODES
 from alharness.errors import ConfigError
-
-BatchSize = Annotated[int, Ge(1)]
 
 
 @dataclass(frozen=True)
@@ -19,9 +16,9 @@ class Budget:
     """``batch`` is one size for every cycle or a list with one size per cycle; the type
     hints are the schema ``configs/budget/*.yaml`` is checked against."""
 
-    initial: Annotated[int, Ge(1)]
-    batch: BatchSize | Sequence[BatchSize]
-    cycles: Annotated[int, Ge(0)]
+    initial: Count
+    batch: Count | Sequence[Count]
+    cycles: NonNegative
     initial_mode: Literal[INITIAL_MODES] = "uniform"
 
     def __post_init__(self) -> None:

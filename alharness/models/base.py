@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import torch
-from annotated_types import Ge, Interval
 from torch import nn
 
 from alharness.errors import CheckpointError, ConfigError
@@ -75,10 +74,6 @@ def require_image_input(name: str, info: DatasetInfo, min_size: int = 1) -> tupl
     return c, h, w
 
 
-#: Probability of an element being zeroed: the type hint of every factory's ``dropout``.
-Dropout = Annotated[float, Interval(ge=0, lt=1)]
-#: A layer width or size.
-Width = Annotated[int, Ge(1)]
 #: Config keys `build_backbone` handles itself, not the factory (part of every backbone's schema).
 BUILD_KEYS: dict[str, Any] = {"weights": str | None}
 

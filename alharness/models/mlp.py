@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from alharness.bounds import Count, Dropout
 from alharness.info import DatasetInfo
-from alharness.models.base import Backbone, Dropout, Width, register_backbone
+from alharness.models.base import Backbone, register_backbone
 
 
 class MLP(Backbone):
@@ -27,7 +28,7 @@ class MLP(Backbone):
 
 
 @register_backbone("mlp")
-def mlp(info: DatasetInfo, hidden: Sequence[Width] = (256,), dropout: Dropout = 0.3) -> MLP:
+def mlp(info: DatasetInfo, hidden: Sequence[Count] = (256,), dropout: Dropout = 0.3) -> MLP:
     return MLP(math.prod(info.input_shape), info.num_classes, list(hidden), dropout)
 
 

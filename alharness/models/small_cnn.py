@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from alharness.bounds import Count, Dropout
 from alharness.info import DatasetInfo
 from alharness.models.base import (
     Backbone,
-    Dropout,
-    Width,
     register_backbone,
     require_image_input,
 )
@@ -33,7 +32,7 @@ class SmallCNN(Backbone):
 
 
 @register_backbone("small_cnn")
-def small_cnn(info: DatasetInfo, width: Width = 32, embed_dim: Width = 128,
+def small_cnn(info: DatasetInfo, width: Count = 32, embed_dim: Count = 128,
               dropout: Dropout = 0.3) -> SmallCNN:
     channels, _, _ = require_image_input("small_cnn", info, min_size=4)
     return SmallCNN(channels, info.num_classes, width, embed_dim, dropout)

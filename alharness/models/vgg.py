@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from alharness.bounds import Dropout
 from alharness.info import DatasetInfo
-from alharness.models.base import Backbone, Dropout, register_backbone, require_image_input
+from alharness.models.base import Backbone, register_backbone, require_image_input
 
 VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
                 512, 512, 512, "M")

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from alharness.bounds import Count, NonNegative
 from alharness.errors import HarnessError
 
 
@@ -61,14 +62,14 @@ class TrainerConfig:
     lr: Annotated[float, Gt(0)] = 1e-3
     momentum: Annotated[float, Ge(0)] = 0.9
     weight_decay: Annotated[float, Ge(0)] = 0.0
-    epochs: Annotated[int, Ge(1)] = 30
-    batch_size: Annotated[int, Ge(1)] = 64
+    epochs: Count = 30
+    batch_size: Count = 64
     lr_schedule: Literal["none", "cosine"] = "none"
     stop_at_train_acc: Annotated[float, Gt(0), Le(1)] | None = None
     reinit: bool = True
     amp: bool = True
-    num_workers: Annotated[int, Ge(0)] = 0
-    eval_batch_size: Annotated[int, Ge(1)] = 512
+    num_workers: NonNegative = 0
+    eval_batch_size: Count = 512
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> TrainerConfig:
