@@ -31,7 +31,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from alharness.config.compose import CONFIG_DIR, CONFIG_NAME, Composer, job_returns, to_plain
+from alharness.config.compose import (
+    CONFIG_DIR,
+    CONFIG_NAME,
+    TASK_NAME,
+    Composer,
+    job_returns,
+    to_plain,
+)
 from alharness.config.messages import contract
 from alharness.errors import ConfigError, HarnessError, RunInterrupted
 
@@ -86,6 +93,7 @@ def _main(argv: list[str]) -> int:
             composer.compose(args.overrides)
         GlobalHydra.instance().clear()
         args.config_path = str(config_dir)
+        args.overrides = [*args.overrides, f"hydra.job.name={TASK_NAME}"]  # "run", not "cli"
         _run_hydra(args=args, args_parser=parser, task_function=_no_task,
                    config_path=str(config_dir), config_name=composer.config_name)
         return 0

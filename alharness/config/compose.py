@@ -162,6 +162,15 @@ class Composer:
         return unknown_key(key, value, valid, f"{parent}." if parent else "")
 
 
+def compose_once(overrides: Sequence[str]) -> dict[str, Any]:
+    """The shipped config with ``overrides``, for commands that do not run it through Hydra
+    (``scripts/``); Hydra's global state is cleared afterwards."""
+    try:
+        return Composer().compose(overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def _as_typed(text: str) -> Any:
     """An override's value as the user meant it (``1`` a number), for messages only."""
     try:
