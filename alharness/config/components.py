@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from alharness.config.messages import contract, unknown_choice
@@ -51,6 +52,7 @@ def _no_params() -> None:
     """The constructor of a component that takes no parameters."""
 
 
+@cache
 def component_schema(section: str, name: str) -> Schema:
     """``name`` (a registered component) plus its constructor's parameters."""
     room = _rooms()[section]

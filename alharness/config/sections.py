@@ -30,7 +30,7 @@ from alharness.errors import ConfigError
 T = TypeVar("T")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: defaults may be lists
 class Schema:
     """The fields of one section: name → (type hint, default or ``...`` when required)."""
 
