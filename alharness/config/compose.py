@@ -4,7 +4,9 @@ nearest valid key, a parse error names the override.
 
 `Composer` holds the Hydra instance that the command line later runs jobs with, so a
 config is composed exactly as Hydra will compose it, only earlier: before Hydra creates
-its output folder.
+its output folder. ``hydra.main`` has no hook between composing and creating that folder,
+so this uses what ``hydra.main`` itself calls (Hydra 1.3's ``hydra._internal``: the
+`Hydra` app, its config search path and the basic sweeper's expansion of ``-m`` lists).
 """
 
 from __future__ import annotations
