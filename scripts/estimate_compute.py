@@ -82,19 +82,18 @@ def time_steps(step, count: int, sync) -> float:
 
 def estimate(args: argparse.Namespace) -> str:
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
+    from alharness.config.compose import compose_once
+    from alharness.config.schema import validate_config
     from alharness.errors import ConfigError
     from alharness.info import DatasetInfo
-    from alharness.loop.budget import Budget
     from alharness.models import build_backbone
     from alharness.training.device import resolve_device
-    from alharness.training.trainer import TrainerConfig, loss_function
+    from alharness.training.trainer import loss_function
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("config", overrides=args.overrides), resolve=True)
-    dataset, trainer = cfg["dataset"], TrainerConfig.from_mapping(cfg["trainer"])
+    config = validate_config(compose_once(args.overrides))  # one-line errors
+    cfg, trainer, budget = config.values, config.trainer, config.budget
+    dataset = cfg["dataset"]
     shape = dataset.get("input_shape")
     classes = dataset.get("num_classes") or dataset.get("top_k")
     if not shape or not classes:
@@ -104,7 +103,6 @@ def estimate(args: argparse.Namespace) -> str:
     device = resolve_device(args.device)
     model = build_backbone(cfg["backbone"], info).to(device)
     pool, test = pool_and_test(dataset, args)
-    budget = Budget.from_mapping(cfg["budget"])
 
     amp = trainer.amp and device.type == "cuda"
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

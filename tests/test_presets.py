@@ -136,7 +136,7 @@ def test_cluster_margin_sweep_on_the_default_dataset_is_one_folder_and_one_repor
     assert (selected["n_selected"] == 10).all()
     assert sorted(selected["cm_candidates"]) == [13, 13, 100, 100]   # ⌈km · 10⌉
     assert set(selected["cm_epsilon"]) == {0.5, 50}
-    assert "sweep summary: 4 runs" in proc.stdout
+    assert "sweep summary: 4 of 4 points ran" in proc.stdout
     html = check_report(results, tmp_path / "report")
     for km in ("1.25", "10"):
         for eps in ("0.5", "50.0"):

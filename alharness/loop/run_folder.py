@@ -126,3 +126,19 @@ class RunFolder:
 
     def rows(self) -> pd.DataFrame:
         return pd.read_csv(self.path / "rows.csv")
+
+    def finished_rows(self, cycles: int) -> pd.DataFrame:
+        """The rows of a finished run, refused with one line if ``rows.csv`` cannot be read
+        or lacks any of cycles ``0 … cycles`` (a damaged or hand-edited file)."""
+        file = self.path / "rows.csv"
+        try:
+            rows = self.rows()
+        except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise CheckpointError(f"{file}: unreadable in a finished run ({type(exc).__name__}: "
+                                  f"{detail}); delete {self.path} to re-run this seed") from None
+        done = sorted(rows["cycle"].tolist()) if "cycle" in rows.columns else []
+        if done != list(range(cycles + 1)):
+            raise CheckpointError(f"{file}: a finished run with {len(done)} of its {cycles + 1} "
+                                  f"cycles; delete {self.path} to re-run this seed")
+        return rows

@@ -9,9 +9,9 @@ killed run resumes at its last finished cycle with the same results it would hav
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,21 +23,26 @@ import torch
 from tqdm.auto import tqdm
 
 import alharness
+from alharness.config.schema import RunConfig, validate_config
 from alharness.data import PoolData, load_dataset
 from alharness.data.initial import initial_labelled
-from alharness.errors import ConfigError
+from alharness.errors import RunInterrupted
 from alharness.loop.budget import Budget
-from alharness.loop.identity import identity_config, run_id, setting_hash, stable_hash
+from alharness.loop.identity import identity_config, setting_hash, stable_hash
 from alharness.loop.loggers import RunLogger, build_logger
-from alharness.loop.run_folder import LoopState, RunFolder
-from alharness.loop.summary import summary_table
+from alharness.loop.plan import SeedPlan, interruption, plan_seed
+from alharness.loop.run_folder import LoopState
+from alharness.loop.summary import summary
 from alharness.models import build_backbone
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
-from alharness.training.device import derive_seed, resolve_device, set_cpu_threads
+from alharness.training.device import (
+    derive_seed,
+    resolve_device,
+    set_cpu_threads,
+    set_deterministic,
+)
 from alharness.training.inference import TorchPoolOutputs, evaluate
 from alharness.training.trainer import TrainerConfig, train
-
-log = logging.getLogger("alharness")
 
 # Purposes mixed into derived seeds, so each random stream is independent of the others.
 _INIT, _TRAIN, _SELECT = 1, 2, 3
@@ -59,7 +64,9 @@ def code_version() -> str:
 
 @dataclass
 class Experiment:
-    """A validated config, with the dataset loaded once for all seeds."""
+    """A validated config, with the dataset loaded once for all seeds. ``cfg`` is the
+    config as plain data, with the device and CPU thread count actually used (they are
+    part of each run's identity, see `alharness.loop.identity.numerics`)."""
 
     cfg: dict[str, Any]
     data: PoolData
@@ -68,53 +75,66 @@ class Experiment:
     device: torch.device
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Experiment:
+    def from_config(cls, cfg: Mapping[str, Any] | RunConfig) -> Experiment:
         """Validate everything that can be checked before any file is written."""
-        build_strategy(cfg["strategy"])  # unknown name / parameter → ConfigError now
-        budget = Budget.from_mapping(cfg["budget"])
-        trainer = TrainerConfig.from_mapping(cfg["trainer"])
-        device = resolve_device(str(cfg.get("device", "auto")))
-        set_cpu_threads(cfg.get("torch_threads"))
-        data = load_dataset(cfg["dataset"])
-        budget.check_pool(data.pool_size)
-        build_backbone(cfg["backbone"], data.info)  # input-shape mismatch → ConfigError now
-        return cls(cfg, data, budget, trainer, device)
+        config = validate_config(cfg)
+        options = config.options
+        device = resolve_device(options.device)
+        set_cpu_threads(options.torch_threads)
+        set_deterministic(device, options.deterministic)
+        data = load_dataset(config.section("dataset"))
+        config.budget.check_pool(data.pool_size)
+        build_backbone(config.section("backbone"), data.info)  # input-shape mismatch → ConfigError now
+        values = {**config.values, "device": str(device), "torch_threads": torch.get_num_threads()}
+        return cls(values, data, config.budget, config.trainer, device)
 
     @property
     def root(self) -> Path:
         return Path(self.cfg.get("results_dir", "results")) / str(self.cfg["experiment_name"])
 
+    def plan(self) -> list[SeedPlan]:
+        """What each seed's folder holds; refuses (one line) what cannot be trusted."""
+        return [plan_seed(self.cfg, self.root, int(seed), self.budget.cycles)
+                for seed in self.cfg["seeds"]]
 
-def run_experiment(cfg: dict[str, Any]) -> pd.DataFrame:
+
+def run_experiment(cfg: Mapping[str, Any] | RunConfig) -> pd.DataFrame:
     """Run (or resume, or skip) every seed in ``cfg["seeds"]``; return all rows."""
     exp = Experiment.from_config(cfg)
-    progress = bool(cfg.get("progress", True))
-    seeds = [int(s) for s in cfg.get("seeds", [0])]
+    return execute(exp, exp.plan())
+
+
+def execute(exp: Experiment, plans: list[SeedPlan]) -> pd.DataFrame:
+    """Run the planned seeds, then print their summary. Ctrl-C becomes `RunInterrupted`,
+    whose message says which cycle is saved."""
+    progress = bool(exp.cfg.get("progress", True))
     frames = []
-    for seed in tqdm(seeds, desc="seeds", disable=not progress or len(seeds) < 2, unit="seed"):
-        frames.append(run_seed(exp, seed, build_logger(cfg.get("logger", {}),
-                                                       str(cfg["experiment_name"]))))
+    for plan in tqdm(plans, desc="seeds", disable=not progress or len(plans) < 2, unit="seed"):
+        try:
+            frames.append(run_seed(exp, plan.seed, build_logger(
+                exp.cfg.get("logger", {}), str(exp.cfg["experiment_name"])), plan))
+        except KeyboardInterrupt:
+            raise RunInterrupted(interruption(plan, exp.budget.cycles)) from None
     rows = pd.concat(frames, ignore_index=True)
-    print(f"\n{summary_table(rows)}\nresults: {exp.root}/", flush=True)
+    print(f"\n{summary([p.folder.path for p in plans])}\nresults: {exp.root}/", flush=True)
     return rows
 
 
-def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.DataFrame:
+def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None,
+             plan: SeedPlan | None = None) -> pd.DataFrame:
     """One run: resume from its checkpoint if there is one, skip it if finished."""
     cfg, data, budget = exp.cfg, exp.data, exp.budget
     logger = logger or RunLogger()
-    rid = run_id(cfg, seed)
-    folder = RunFolder(exp.root / rid)
-    identity = identity_config(cfg, seed)
-    folder.check_identity(identity)
-    if folder.is_finished():
-        log.info("run %s is finished; skipping (delete its folder to re-run)", rid)
-        return folder.rows()
-    if not cfg.get("resume", True) and folder.state_file.exists():
-        raise ConfigError(f"{folder.path} has a partial run and resume=false; delete it or "
-                          "set resume=true")
-    state = folder.load_state()  # raises CheckpointError (one line) if corrupt
-    folder.start({**cfg, "seed": seed}, identity)
+    plan = plan or plan_seed(cfg, exp.root, seed, budget.cycles)
+    rid, folder = plan.run_id, plan.folder
+    if plan.finished:
+        print(f"{rid} is finished; skipped (delete {folder.path} to re-run it)", flush=True)
+        logger.skipped(rid, folder.path)
+        return plan.rows
+    state = plan.state
+    if state is not None:
+        print(f"resuming {rid} at cycle {state.next_cycle}", flush=True)
+    folder.start({**cfg, "seed": seed}, plan.identity)
     logger.start(rid, {**cfg, "seed": seed}, folder.path)
 
     strategy = build_strategy(cfg["strategy"])

@@ -74,6 +74,9 @@ def require_image_input(name: str, info: DatasetInfo, min_size: int = 1) -> tupl
     return c, h, w
 
 
+#: Config keys `build_backbone` handles itself, not the factory (part of every backbone's schema).
+BUILD_KEYS: dict[str, Any] = {"weights": str | None}
+
 BackboneFactory = Callable[..., Backbone]
 BACKBONES: Registry[BackboneFactory] = Registry("backbone")
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 import torch
+from annotated_types import Ge, Gt, Le
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from alharness.errors import ConfigError, HarnessError
+from alharness.bounds import Count, NonNegative
+from alharness.errors import HarnessError
 
 
 class TrainingError(HarnessError):
@@ -51,37 +53,30 @@ class TrainingAddon(Protocol):
 
 @dataclass
 class TrainerConfig:
-    """``configs/trainer/*.yaml``. ``reinit`` restores the run's initial weights every cycle
-    (ALFA-Mix / BADGE protocol); ``stop_at_train_acc`` ends training once an epoch's
-    training accuracy reaches it (BADGE's rule, 0.99 in ALFA-Mix)."""
+    """``configs/trainer/*.yaml``; the type hints are the schema the config is checked
+    against (`alharness.config.sections`). ``reinit`` restores the run's initial weights
+    every cycle (ALFA-Mix / BADGE protocol); ``stop_at_train_acc`` ends training once an
+    epoch's training accuracy reaches it (BADGE's rule, 0.99 in ALFA-Mix)."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    epochs: int = 30
-    batch_size: int = 64
-    lr_schedule: str = "none"
-    stop_at_train_acc: float | None = None
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Annotated[float, Gt(0)] = 1e-3
+    momentum: Annotated[float, Ge(0)] = 0.9
+    weight_decay: Annotated[float, Ge(0)] = 0.0
+    epochs: Count = 30
+    batch_size: Count = 64
+    lr_schedule: Literal["none", "cosine"] = "none"
+    stop_at_train_acc: Annotated[float, Gt(0), Le(1)] | None = None
     reinit: bool = True
     amp: bool = True
-    num_workers: int = 0
-    eval_batch_size: int = 512
+    num_workers: NonNegative = 0
+    eval_batch_size: Count = 512
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> TrainerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"unknown trainer option(s) {unknown}; valid: {sorted(known)}")
-        out = cls(**dict(cfg))
-        if out.optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"trainer.optimizer={out.optimizer!r}; use adam or sgd")
-        if out.lr_schedule not in ("none", "cosine"):
-            raise ConfigError(f"trainer.lr_schedule={out.lr_schedule!r}; use none or cosine")
-        if out.epochs < 1 or out.batch_size < 1:
-            raise ConfigError("trainer.epochs and trainer.batch_size must be positive")
-        return out
+        """Validated against the fields' type hints; a bad value is a one-line `ConfigError`."""
+        from alharness.config.sections import build_dataclass
+
+        return build_dataclass(cls, cfg, "trainer")
 
 
 @dataclass
