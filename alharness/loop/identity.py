@@ -16,8 +16,10 @@ from typing import Any
 #: Top-level keys that never change a run's results.
 NOT_IDENTITY = ("results_dir", "data_dir", "experiment_name", "experiment_suffix", "logger",
                 "progress", "resume", "seeds", "device", "torch_threads", "hydra")
-#: Nested keys that never change a run's results (where data lives is not what it is).
+#: Nested keys that never change a run's results (where data lives is not what it is; the
+#: process count keeps the global batch, see README "Distributed runs").
 NOT_IDENTITY_NESTED = (("trainer", "num_workers"), ("trainer", "eval_batch_size"),
+                       ("trainer", "devices"), ("trainer", "num_nodes"),
                        ("dataset", "root"), ("dataset", "download"), ("dataset", "manifest_dir"))
 
 

@@ -4,6 +4,11 @@ and strategies are reached only through their contracts.
 For each seed (= one run): train → evaluate → select → reveal labels, for cycles
 0 … ``budget.cycles``; a checkpoint after every cycle; finished runs are skipped and a
 killed run resumes at its last finished cycle with the same results it would have had.
+
+With several processes (`alharness.loop.launch`) every rank runs this loop: training and
+pool inference are data-parallel, while rank 0 alone reads and writes the run folder,
+selects (the other ranks serving its inference requests) and logs; what it decides
+(resume point, picks) is broadcast, so every rank holds the same labelled set.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from alharness.data.initial import initial_labelled
 from alharness.errors import ConfigError
 from alharness.loop.budget import Budget
 from alharness.loop.identity import identity_config, run_id, setting_hash, stable_hash
+from alharness.loop.launch import processes_to_start, start_processes
 from alharness.loop.loggers import RunLogger, build_logger
 from alharness.loop.run_folder import LoopState, RunFolder
 from alharness.loop.summary import summary_table
 from alharness.models import build_backbone
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
+from alharness.training import distributed
 from alharness.training.device import derive_seed, resolve_device, set_cpu_threads
 from alharness.training.inference import TorchPoolOutputs, evaluate
 from alharness.training.trainer import TrainerConfig, train
@@ -40,7 +47,7 @@ from alharness.training.trainer import TrainerConfig, train
 log = logging.getLogger("alharness")
 
 # Purposes mixed into derived seeds, so each random stream is independent of the others.
-_INIT, _TRAIN, _SELECT = 1, 2, 3
+_INIT, _TRAIN, _SELECT, _DROPOUT = 1, 2, 3, 4
 
 
 @cache
@@ -87,15 +94,21 @@ class Experiment:
 
 def run_experiment(cfg: dict[str, Any]) -> pd.DataFrame:
     """Run (or resume, or skip) every seed in ``cfg["seeds"]``; return all rows."""
-    exp = Experiment.from_config(cfg)
-    progress = bool(cfg.get("progress", True))
+    exp = Experiment.from_config(cfg)  # bad input fails here, before any process starts
+    processes = processes_to_start(cfg)
+    if processes:  # each of them runs this function; rank 0's rows come back
+        return start_processes(run_experiment, cfg, processes)
+    distributed.join_process_group(exp.device)
+    progress = bool(cfg.get("progress", True)) and distributed.is_main()
     seeds = [int(s) for s in cfg.get("seeds", [0])]
     frames = []
     for seed in tqdm(seeds, desc="seeds", disable=not progress or len(seeds) < 2, unit="seed"):
         frames.append(run_seed(exp, seed, build_logger(cfg.get("logger", {}),
-                                                       str(cfg["experiment_name"]))))
+                                                       str(cfg["experiment_name"]))
+                               if distributed.is_main() else None))
     rows = pd.concat(frames, ignore_index=True)
-    print(f"\n{summary_table(rows)}\nresults: {exp.root}/", flush=True)
+    if distributed.is_main():
+        print(f"\n{summary_table(rows)}\nresults: {exp.root}/", flush=True)
     return rows
 
 
@@ -105,16 +118,9 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
     logger = logger or RunLogger()
     rid = run_id(cfg, seed)
     folder = RunFolder(exp.root / rid)
-    identity = identity_config(cfg, seed)
-    folder.check_identity(identity)
-    if folder.is_finished():
-        log.info("run %s is finished; skipping (delete its folder to re-run)", rid)
-        return folder.rows()
-    if not cfg.get("resume", True) and folder.state_file.exists():
-        raise ConfigError(f"{folder.path} has a partial run and resume=false; delete it or "
-                          "set resume=true")
-    state = folder.load_state()  # raises CheckpointError (one line) if corrupt
-    folder.start({**cfg, "seed": seed}, identity)
+    finished, state = distributed.main_only(lambda: _open(folder, cfg, seed))
+    if finished is not None:
+        return finished
     logger.start(rid, {**cfg, "seed": seed}, folder.path)
 
     strategy = build_strategy(cfg["strategy"])
@@ -131,7 +137,7 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
 
     base_row = _base_row(cfg, seed, rid, data, budget, strategy.params())
     batches = budget.batches()
-    progress = bool(cfg.get("progress", True))
+    progress = bool(cfg.get("progress", True)) and distributed.is_main()
     bar = tqdm(range(state.next_cycle, budget.cycles + 1), desc=f"{rid} cycles",
                disable=not progress, unit="cycle", initial=state.next_cycle,
                total=budget.cycles + 1)
@@ -164,7 +170,8 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
         state.next_cycle = cycle + 1
         if not exp.trainer.reinit:
             state.model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        folder.save(state, finished=cycle == budget.cycles)
+        if distributed.is_main():
+            folder.save(state, finished=cycle == budget.cycles)
         logger.log_row(row)
         bar.set_postfix({row["metric_name"]: f"{row['metric']:.4f}"})
     logger.log_figures(exp.root, folder.path)
@@ -172,26 +179,49 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
     return pd.DataFrame(state.rows)
 
 
+def _open(folder: RunFolder, cfg: dict[str, Any], seed: int
+          ) -> tuple[pd.DataFrame | None, LoopState | None]:
+    """(The rows of a finished run, None) or (None, the checkpoint to resume from, or None
+    for a new run); the folder is (re)started unless finished."""
+    identity = identity_config(cfg, seed)
+    folder.check_identity(identity)
+    if folder.is_finished():
+        log.info("run %s is finished; skipping (delete its folder to re-run)", folder.path.name)
+        return folder.rows(), None
+    if not cfg.get("resume", True) and folder.state_file.exists():
+        raise ConfigError(f"{folder.path} has a partial run and resume=false; delete it or "
+                          "set resume=true")
+    state = folder.load_state()  # raises CheckpointError (one line) if corrupt
+    folder.start({**cfg, "seed": seed}, identity)
+    return None, state
+
+
 def _select(exp: Experiment, strategy, model, state: LoopState, seed: int, cycle: int,
             budget: int) -> tuple[np.ndarray, float, dict[str, float]]:
+    """Rank 0 selects (the other ranks serve its inference requests); all get the picks."""
     data = exp.data
-    is_labelled = np.zeros(data.pool_size, dtype=bool)
-    is_labelled[state.labelled] = True
     needs = frozenset(strategy.needs)
     outputs = TorchPoolOutputs(model, data.pool_eval, data.info.task, exp.device, needs,
-                               exp.trainer.eval_batch_size, exp.trainer.num_workers)
-    ctx = SelectionContext(
-        labelled=state.labelled, unlabelled=np.flatnonzero(~is_labelled), outputs=outputs,
-        needs=needs, rng=np.random.default_rng(derive_seed(seed, cycle, _SELECT)),
-        cache=state.cache, task=data.info.task, num_classes=data.info.num_classes,
-        cycle=cycle, pool_size=data.pool_size,
-        labelled_targets=data.pool_targets[state.labelled])
-    started = time.perf_counter()
-    strategy.prepare(ctx)
-    prepared = time.perf_counter()
-    picks = validate_picks(strategy.select(ctx, budget), ctx, budget, strategy.name)
-    ctx.record("prepare_seconds", prepared - started)
-    return picks, time.perf_counter() - started, ctx.diagnostics
+                               exp.trainer.eval_batch_size, exp.trainer.num_workers,
+                               derive_seed(seed, cycle, _DROPOUT))
+
+    def choose() -> tuple[np.ndarray, float, dict[str, float]]:
+        is_labelled = np.zeros(data.pool_size, dtype=bool)
+        is_labelled[state.labelled] = True
+        ctx = SelectionContext(
+            labelled=state.labelled, unlabelled=np.flatnonzero(~is_labelled), outputs=outputs,
+            needs=needs, rng=np.random.default_rng(derive_seed(seed, cycle, _SELECT)),
+            cache=state.cache, task=data.info.task, num_classes=data.info.num_classes,
+            cycle=cycle, pool_size=data.pool_size,
+            labelled_targets=data.pool_targets[state.labelled])
+        started = time.perf_counter()
+        strategy.prepare(ctx)
+        prepared = time.perf_counter()
+        picks = validate_picks(strategy.select(ctx, budget), ctx, budget, strategy.name)
+        ctx.record("prepare_seconds", prepared - started)
+        return picks, time.perf_counter() - started, ctx.diagnostics
+
+    return distributed.main_only(choose, serve=outputs.serve)
 
 
 def _base_row(cfg: dict[str, Any], seed: int, rid: str, data: PoolData, budget: Budget,
@@ -201,7 +231,7 @@ def _base_row(cfg: dict[str, Any], seed: int, rid: str, data: PoolData, budget: 
         "dataset": data.info.name, "backbone": cfg["backbone"]["name"],
         "strategy": cfg["strategy"]["name"],
         "strategy_params": json.dumps(params, sort_keys=True, default=str),
-        "seed": seed, "n_pool": data.pool_size, "budget_initial": budget.initial,
+        "seed": seed, "n_pool": data.pool_size, "world_size": distributed.world_size(), "budget_initial": budget.initial,
         "budget_batch": str(budget.batch), "budget_cycles": budget.cycles,
         "code_version": code_version(), "config_hash": stable_hash(identity_config(cfg, seed)),
     }
