@@ -200,20 +200,20 @@ def _select(exp: Experiment, strategy, model, state: LoopState, seed: int, cycle
             budget: int) -> tuple[np.ndarray, float, dict[str, float]]:
     """Rank 0 selects (the other ranks serve its inference requests); all get the picks."""
     data = exp.data
+    is_labelled = np.zeros(data.pool_size, dtype=bool)
+    is_labelled[state.labelled] = True
     needs = frozenset(strategy.needs)
     outputs = TorchPoolOutputs(model, data.pool_eval, data.info.task, exp.device, needs,
                                exp.trainer.eval_batch_size, exp.trainer.num_workers,
                                derive_seed(seed, cycle, _DROPOUT))
+    ctx = SelectionContext(
+        labelled=state.labelled, unlabelled=np.flatnonzero(~is_labelled), outputs=outputs,
+        needs=needs, rng=np.random.default_rng(derive_seed(seed, cycle, _SELECT)),
+        cache=state.cache, task=data.info.task, num_classes=data.info.num_classes,
+        cycle=cycle, pool_size=data.pool_size,
+        labelled_targets=data.pool_targets[state.labelled])
 
     def choose() -> tuple[np.ndarray, float, dict[str, float]]:
-        is_labelled = np.zeros(data.pool_size, dtype=bool)
-        is_labelled[state.labelled] = True
-        ctx = SelectionContext(
-            labelled=state.labelled, unlabelled=np.flatnonzero(~is_labelled), outputs=outputs,
-            needs=needs, rng=np.random.default_rng(derive_seed(seed, cycle, _SELECT)),
-            cache=state.cache, task=data.info.task, num_classes=data.info.num_classes,
-            cycle=cycle, pool_size=data.pool_size,
-            labelled_targets=data.pool_targets[state.labelled])
         started = time.perf_counter()
         strategy.prepare(ctx)
         prepared = time.perf_counter()

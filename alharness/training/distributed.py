@@ -56,8 +56,8 @@ def join_process_group(device: torch.device) -> None:
     the next job of a ``-m`` sweep run under torchrun, reuse it)."""
     if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return
-    if device.type == "cuda":
-        torch.cuda.set_device(local_rank())
+    if device.type == "cuda":  # this process's GPU (one visible GPU per task under srun)
+        torch.cuda.set_device(local_rank() % torch.cuda.device_count())
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     atexit.register(_leave_process_group)
 
