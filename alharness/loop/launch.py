@@ -149,7 +149,8 @@ def _run_rank(fn: Callable[[dict[str, Any]], Any], cfg: dict[str, Any], threads:
 @contextmanager
 def _quiet_launcher() -> Iterator[None]:
     """The elastic agent logs every rendezvous and failure; the run reports its own."""
-    loggers = [logging.getLogger(f"torch.distributed.{name}") for name in ("elastic", "launcher")]
+    loggers = [logging.getLogger(name) for name in
+               ("torch.distributed.elastic", "torch.distributed.launcher", "torch.multiprocessing")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
