@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import ROOT, run_cli
 from tests.data_files import write_cifar, write_mnist, write_openimages, write_svhn
 
+pytestmark = pytest.mark.slow  # every test here runs run.py end to end
+
 ALFA_MIX = ["alfa_mix/mnist", "alfa_mix/svhn", "alfa_mix/cifar10", "alfa_mix/cifar100"]
 CLUSTER_MARGIN = ["cluster_margin/cifar10", "cluster_margin/cifar100", "cluster_margin/svhn"]
 

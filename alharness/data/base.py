@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from alharness.errors import ConfigError
 from alharness.info import DatasetInfo
+from alharness.plugins import DATASETS_GROUP
 from alharness.registry import Registry
 
 
@@ -92,7 +93,7 @@ def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, n
 
 
 DatasetLoader = Callable[..., PoolData]
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
+DATASETS: Registry[DatasetLoader] = Registry("dataset", plugin_group=DATASETS_GROUP)
 
 
 def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
