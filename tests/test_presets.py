@@ -67,6 +67,7 @@ def test_alfa_mix_presets_through_joblib(data_root, tmp_path):
                     "+debug=smoke", f"data_dir={data_root}", "++dataset.pool_subset=null",
                     f"results_dir={results}"], timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "schema_matching" not in proc.stderr  # launcher YAMLs must not shadow the schemas
     rows = experiment_rows(results)
     assert sorted(rows["experiment"].unique()) == sorted(
         f"alfa_mix-{p.split('/')[1]}-smoke" for p in ALFA_MIX)
@@ -99,6 +100,7 @@ def test_cluster_margin_presets_through_submitit_local(data_root, tmp_path):
                     f"data_dir={data_root}", f"results_dir={results}", "seeds=[0]",
                     "strategy=margin,cluster_margin"], timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "schema_matching" not in proc.stderr
     rows = experiment_rows(results)
     assert set(rows["backbone"]) == {"vgg16"}
     assert set(rows["dataset"]) == {"cifar10", "cifar100", "svhn"}
