@@ -3,7 +3,7 @@
 # environment, from an empty directory, with no checkout on the path,
 #   python -m alharness [overrides]     composes the packaged configs and runs,
 #   alharness-report                    reads what it wrote,
-#   python -m alharness --help          shows the project's page,
+#   alharness --help                    shows the project's page (the console script),
 # and a plugin package installed with pip (examples/plugin) adds its strategy, dataset and
 # backbone. The venv sees the current environment's packages (--system-site-packages) so
 # torch is not installed again; alharness itself comes only from the wheel.
@@ -41,8 +41,8 @@ mkdir "$work/empty" && cd "$work/empty"
 installed="$("$py" -c 'import alharness, os; print(os.path.dirname(alharness.__file__))')"
 [[ "$installed" == "$work/venv/"* ]] || fail "alharness imported from $installed, not the wheel"
 
-step "python -m alharness --help"
-"$py" -m alharness --help > help.txt 2>&1 || { cat help.txt; fail "--help"; }
+step "alharness --help (the console script)"
+"$work/venv/bin/alharness" --help > help.txt 2>&1 || { cat help.txt; fail "alharness --help"; }
 grep -q "strategy: .*cluster_margin" help.txt || { cat help.txt; fail "--help lists no strategies"; }
 
 step "python -m alharness (one seed, two cycles) from an empty directory"
