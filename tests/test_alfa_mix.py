@@ -312,6 +312,7 @@ def test_nearest_to_centres_skips_empty_clusters():
         np.testing.assert_array_equal(nearest_to_centres(x, twins, backend), [1, 2])
 
 
+@pytest.mark.slow
 def test_run_py_alfa_mix_end_to_end(tmp_path):
     proc = run_cli(["strategy=alfa_mix", *FAST, "budget.cycles=1", f"results_dir={tmp_path}"])
     assert proc.returncode == 0, proc.stderr

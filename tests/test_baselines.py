@@ -144,6 +144,7 @@ def test_same_seed_same_picks_no_duplicates_and_all_when_budget_exceeds_pool(nam
     assert sorted(everything.tolist()) == np.setdiff1d(np.arange(n), labelled).tolist()
 
 
+@pytest.mark.slow
 def test_each_strategy_runs_end_to_end_through_run_py(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     proc = run_cli(["-m", "strategy=bald,coreset,badge", *FAST, "budget.cycles=1",

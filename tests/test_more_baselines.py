@@ -351,6 +351,7 @@ def test_lloss_resumed_after_a_kill_continues_with_the_checkpointed_module(make_
 
 # --- end to end ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_each_strategy_runs_end_to_end_through_run_py(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     proc = run_cli(["-m", "strategy=dfal,coregcn,cdal,lloss", *FAST, "budget.cycles=1",

@@ -18,6 +18,8 @@ from alharness.loop.runner import run_experiment
 from tests.conftest import ROOT, compose_config, run_cli
 from tests.data_files import write_cifar, write_mnist, write_openimages, write_svhn
 
+pytestmark = pytest.mark.slow  # every test here runs run.py end to end
+
 ALFA_MIX = ["alfa_mix/mnist", "alfa_mix/svhn", "alfa_mix/cifar10", "alfa_mix/cifar100"]
 CLUSTER_MARGIN = ["cluster_margin/cifar10", "cluster_margin/cifar100", "cluster_margin/svhn"]
 
@@ -66,6 +68,7 @@ def test_alfa_mix_presets_through_joblib(data_root, tmp_path):
                     "+debug=smoke", f"data_dir={data_root}", "++dataset.pool_subset=null",
                     f"results_dir={results}"], timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "schema_matching" not in proc.stderr  # launcher YAMLs must not shadow the schemas
     rows = experiment_rows(results)
     assert sorted(rows["experiment"].unique()) == sorted(
         f"alfa_mix-{p.split('/')[1]}-smoke" for p in ALFA_MIX)
@@ -98,6 +101,7 @@ def test_cluster_margin_presets_through_submitit_local(data_root, tmp_path):
                     f"data_dir={data_root}", f"results_dir={results}", "seeds=[0]",
                     "strategy=margin,cluster_margin"], timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "schema_matching" not in proc.stderr
     rows = experiment_rows(results)
     assert set(rows["backbone"]) == {"vgg16"}
     assert set(rows["dataset"]) == {"cifar10", "cifar100", "svhn"}

@@ -32,6 +32,7 @@ def picks(folder: Path) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
+@pytest.mark.slow
 def test_cli_writes_one_row_per_cycle_and_a_summary(tmp_path):
     """The issue's check: strategy=entropy seeds=[0] budget.cycles=2 → cycles 0..2."""
     proc = run_cli(["strategy=entropy", "seeds=[0]", "budget.cycles=2", "trainer.epochs=3",

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from alharness.errors import ConfigError
 from alharness.info import TASKS, DatasetInfo
+from alharness.plugins import DATASETS_GROUP
 from alharness.registry import Registry
 
 
@@ -101,7 +102,7 @@ DECLARED_KEYS: dict[str, Any] = {
     "num_classes": Annotated[int, Ge(1)] | None,
     "input_shape": Sequence[Annotated[int, Ge(1)]] | None,
 }
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
+DATASETS: Registry[DatasetLoader] = Registry("dataset", plugin_group=DATASETS_GROUP)
 
 
 def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:

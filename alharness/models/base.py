@@ -17,6 +17,7 @@ from torch import nn
 
 from alharness.errors import CheckpointError, ConfigError
 from alharness.info import DatasetInfo
+from alharness.plugins import BACKBONES_GROUP
 from alharness.registry import Registry
 
 
@@ -78,7 +79,7 @@ def require_image_input(name: str, info: DatasetInfo, min_size: int = 1) -> tupl
 BUILD_KEYS: dict[str, Any] = {"weights": str | None}
 
 BackboneFactory = Callable[..., Backbone]
-BACKBONES: Registry[BackboneFactory] = Registry("backbone")
+BACKBONES: Registry[BackboneFactory] = Registry("backbone", plugin_group=BACKBONES_GROUP)
 
 
 def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:

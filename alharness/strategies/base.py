@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from alharness.errors import ConfigError, SelectionError
+from alharness.plugins import STRATEGIES_GROUP
 from alharness.registry import Registry
 
 #: Every model output a strategy may declare in ``needs``. ``inputs`` are the pool's model
@@ -215,7 +216,7 @@ class Strategy(ABC):
         return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
 
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", plugin_group=STRATEGIES_GROUP)
 
 
 def register_strategy(name: str):
