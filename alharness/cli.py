@@ -93,7 +93,7 @@ def _main(argv: list[str]) -> int:
             composer.compose(args.overrides)
         GlobalHydra.instance().clear()
         args.config_path = str(config_dir)
-        args.overrides = [*args.overrides, f"hydra.job.name={TASK_NAME}"]  # "run", not "cli"
+        args.overrides = [*args.overrides, f"hydra.job.name={TASK_NAME}"]  # not "cli"
         _run_hydra(args=args, args_parser=parser, task_function=_no_task,
                    config_path=str(config_dir), config_name=composer.config_name)
         return 0

@@ -37,13 +37,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from alharness.config.messages import contract, unknown_choice, unknown_key
 from alharness.config.paths import check_directory
+from alharness.config_location import CONFIG_DIR
 from alharness.errors import ConfigError
 
-#: The configs shipped with the code.
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CONFIG_NAME = "config"
-#: Hydra's job name (its log file is ``<name>.log`` in the run's ``.hydra`` folder).
-TASK_NAME = "run"
+#: Hydra's job name (its log file is ``<name>.log`` in the run's ``.hydra`` folder); the
+#: same as ``hydra.job.name`` in ``configs/config.yaml``.
+TASK_NAME = "alharness"
 
 
 class Composer:

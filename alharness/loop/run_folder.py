@@ -2,7 +2,7 @@
 
     config.yaml   the resolved config of this run (seed included)
     identity.json what the run id was hashed from (checked on resume)
-    rows.csv      one tidy row per finished cycle (see DESIGN.md, "Results row")
+    rows.csv      one tidy row per finished cycle (docs/results.md lists the columns)
     picks.npz     ``initial`` and ``cycle_<c>``: pool indices labelled at start / picked in cycle c
     state.pt      checkpoint after the last finished cycle: labelled set, rows, picks,
                   strategy cache (and model weights when ``trainer.reinit=false``)
