@@ -23,8 +23,8 @@ NOT_IDENTITY = ("results_dir", "data_dir", "experiment_name", "experiment_suffix
                 "hydra")
 #: Nested keys that never change a run's results (where data lives is not what it is), or
 #: enter it only through `numerics` (``trainer.amp``: mixed precision runs on CUDA only).
-#: The process count is not identity either: it keeps the global batch (README "Distributed
-#: runs"), and every row records its ``world_size``.
+#: The process count is not identity either: it keeps the global batch (docs/scaling.md,
+#: "Distributed runs"), and every row records its ``world_size``.
 NOT_IDENTITY_NESTED = (("trainer", "amp"), ("trainer", "devices"), ("trainer", "num_nodes"),
                        ("dataset", "root"), ("dataset", "download"), ("dataset", "manifest_dir"))
 
