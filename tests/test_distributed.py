@@ -26,7 +26,7 @@ from alharness.errors import ConfigError, SelectionError
 from alharness.loop import run_folder
 from alharness.loop import runner as runner_module
 from alharness.loop.launch import processes_to_start, start_processes
-from alharness.loop.runner import run_experiment
+from alharness.loop.runner import Experiment, run_experiment
 from alharness.models import build_backbone
 from alharness.strategies.dfal import deepfool_scores
 from alharness.training import distributed
@@ -83,6 +83,20 @@ def test_two_processes_take_the_steps_of_one_with_the_same_global_batch(runs):
     assert runs["one"].name == runs["two"].name  # the process count is not part of the run id
     for key, value in picks(runs["one"]).items():
         np.testing.assert_array_equal(picks(runs["two"])[key], value)
+
+
+def test_the_launcher_plans_the_folder_its_processes_write(tmp_path, monkeypatch):
+    """The run id holds the CPU threads per process, so the launching process must plan
+    (and refuse, in one line, before anything is written) with the count its processes
+    will use: the cores shared among them, not its own."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    cfg = compose_config([*DDP_RUN, "trainer.devices=2", "torch_threads=null"], tmp_path)
+    exp = Experiment.from_config(cfg)
+    assert exp.processes == 2 and exp.cfg["torch_threads"] == 2
+    assert exp.requested["torch_threads"] is None  # each process resolves it again
+    alone = Experiment.from_config({**cfg, "trainer": {**cfg["trainer"], "devices": 1}})
+    assert alone.processes == 0 and alone.cfg["torch_threads"] == 4
+    assert exp.plan()[0].run_id != alone.plan()[0].run_id
 
 
 def test_rank_0_alone_writes_each_results_file_once_per_cycle(runs):

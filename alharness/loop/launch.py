@@ -65,7 +65,7 @@ def processes_to_start(cfg: Mapping[str, Any]) -> int:
         return 0
     if wanted > 1 and trainer.num_nodes > 1:
         raise ConfigError(f"trainer.num_nodes={trainer.num_nodes}: start the processes on every "
-                          "node with torchrun or srun (README: Distributed runs); run.py starts "
+                          "node with torchrun or srun (docs/scaling.md, Distributed runs); run.py starts "
                           "processes on one node only")
     return wanted if wanted > 1 else 0
 
@@ -77,6 +77,13 @@ def devices_per_run(trainer: TrainerConfig, device: torch.device) -> int:
     if per_node == "auto":
         per_node = torch.cuda.device_count() if device.type == "cuda" else 1
     return int(per_node) * trainer.num_nodes
+
+
+def threads_per_process(requested: int | None, count: int) -> int:
+    """CPU threads of each of ``count`` processes started here: ``torch_threads``, or the
+    cores shared among them. Part of the run's identity on the CPU, so the launching
+    process plans the run folder with it too."""
+    return int(requested or max(1, torch.get_num_threads() // count))
 
 
 def _started_processes() -> int:
@@ -111,7 +118,7 @@ def start_processes(fn: Callable[[dict[str, Any]], Any], cfg: dict[str, Any], co
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     cuda = resolve_device(str(cfg.get("device", "auto"))).type == "cuda"
-    threads = int(cfg.get("torch_threads") or max(1, torch.get_num_threads() // count))
+    threads = threads_per_process(cfg.get("torch_threads"), count)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=count, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
                           monitor_interval=0.1,

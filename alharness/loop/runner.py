@@ -34,7 +34,7 @@ from alharness.data.initial import initial_labelled
 from alharness.errors import RunInterrupted
 from alharness.loop.budget import Budget
 from alharness.loop.identity import identity_config, setting_hash, stable_hash
-from alharness.loop.launch import processes_to_start, start_processes
+from alharness.loop.launch import processes_to_start, start_processes, threads_per_process
 from alharness.loop.loggers import RunLogger, build_logger
 from alharness.loop.plan import SeedPlan, interruption, plan_seed
 from alharness.loop.run_folder import LoopState
@@ -82,6 +82,7 @@ class Experiment:
     trainer: TrainerConfig
     device: torch.device
     requested: dict[str, Any]
+    processes: int = 0  # processes this call starts for a data-parallel run (0: none)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | RunConfig) -> Experiment:
@@ -94,8 +95,12 @@ class Experiment:
         data = load_dataset(config.section("dataset"))
         config.budget.check_pool(data.pool_size)
         build_backbone(config.section("backbone"), data.info)  # input-shape mismatch → ConfigError now
-        values = {**config.values, "device": str(device), "torch_threads": torch.get_num_threads()}
-        return cls(values, data, config.budget, config.trainer, device, dict(config.values))
+        processes = processes_to_start({**config.values, "device": str(device)})
+        threads = (threads_per_process(options.torch_threads, processes) if processes
+                   else torch.get_num_threads())  # what each process that runs it will use
+        values = {**config.values, "device": str(device), "torch_threads": threads}
+        return cls(values, data, config.budget, config.trainer, device, dict(config.values),
+                   processes)
 
     @property
     def root(self) -> Path:
@@ -118,9 +123,8 @@ def execute(exp: Experiment, plans: list[SeedPlan]) -> pd.DataFrame:
     whose message says which cycle is saved. A data-parallel run starts its processes
     here (each runs `run_experiment`; rank 0's rows come back) or joins the group the
     environment describes (torchrun, srun)."""
-    processes = processes_to_start(exp.cfg)
-    if processes:
-        return start_processes(run_experiment, exp.requested, processes)
+    if exp.processes:
+        return start_processes(run_experiment, exp.requested, exp.processes)
     distributed.join_process_group(exp.device)
     main = distributed.is_main()
     progress = bool(exp.cfg.get("progress", True)) and main
