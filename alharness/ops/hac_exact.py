@@ -1,129 +1,103 @@
 """Exact average-linkage HAC without the n² distance matrix: nearest-neighbour chains.
 
-The result is SciPy's ``linkage(x, method="average")`` (Euclidean): the linkage of two
-clusters is the mean distance over all their cross pairs, and the pair with the smallest
-linkage merges first. SciPy, fastcluster and scikit-learn store all n(n−1)/2 distances
-(8·n²/2 bytes: 10 GB at 50,000 points); here they are computed from the vectors as needed.
-
-**Algorithm.** The nearest-neighbour chain (Murtagh 1983; Müllner 2011, "Modern
-hierarchical, agglomerative clustering algorithms", §3.4): grow a chain a → NN(a) →
-NN(NN(a)) … until its last two clusters are reciprocal nearest neighbours, merge them,
-continue from the cluster below. Average linkage is *reducible* — linkage(A ∪ B, C) is
-the size-weighted mean of linkage(A, C) and linkage(B, C), so it is never below the
-smaller of them — hence a merge never brings a cluster closer to anything than its
-nearest neighbour was, a reciprocal pair stays reciprocal whatever else merges, and
-merging every reciprocal pair in any order gives the greedy (smallest-linkage-first)
-dendrogram. That is why the result is exact, not an approximation.
-
-**Rows instead of a matrix.** Each cluster A that a chain visits needs its *row*
-r_A[j] = Σ_{a∈A} ‖x_a − x_j‖ over every point j (float64); linkage(A, C) is
-Σ_{j∈C} r_A[j] / (|A|·|C|), one pass over the row. A merged cluster's row is the sum of
-its parts' rows (Lance–Williams for average linkage), so only singletons' rows come from
-the vectors, and rows live in a bounded LRU cache (``cache_mb``). A row that was evicted
-is recomputed from its cluster's points (|A|·n·d flops).
-
-**Many chains, rows in blocks.** One row costs a pass over all n·d coordinates; done one
-at a time that is memory-bound (~60 ms at 50,000 × 512). So ``chains`` NN-chains (64)
-advance together: each runs until it needs a row that is not cached, and then all the
-missing rows are computed in one pass, as a BLAS matrix product of their points against
-all points (‖a‖² + ‖b‖² − 2a·b on mean-centred data). Any reciprocal pair may merge in
-any order (reducibility), so several chains are as exact as one. Chains do not share
-clusters: a chain whose nearest neighbour lies on another chain gives way (the one with
-the larger index is dropped; its clusters are free again and their rows stay cached), so
-chain 0 always proceeds and the run always ends. Nearest-neighbour queries of the chains
-run in parallel (numba), the products on BLAS threads.
-
-**Costs.** Time O(n²·d) for the rows (each singleton's row once, plus the recomputed
-evicted ones) + O(n²) for the queries (about three per merge, each O(n)). Memory: the
-data (float64, centred: 8·n·d bytes), O(n) for the clusters, ``chains`` × n scratch,
-and the row cache (``cache_mb``; at least 3·``chains`` + 4 rows of 8·n bytes). The
-chains' working set is ~10 % of n rows (simulated on varying-density data: 8.5 % at
-16,000 points), i.e. ≈ 0.8·n² bytes, 2 GB at 50,000; a smaller cache trades memory
-for recomputation (~+30–45 % of the row flops at a 5 % cache). ``scripts/bench_hac_exact.py``
-measures time and peak memory against SciPy and fastcluster.
-
-**Precision.** Distances are computed in float64 as ‖a‖² + ‖b‖² − 2a·b; where that is
-below 10⁻⁴·(‖a‖² + ‖b‖²) (near-duplicates, where the subtraction cancels) the distance is
-recomputed from the difference, so exact duplicates are at 0 and merge at height 0
-like SciPy's. Sums are float64; heights agree with SciPy's to ~10⁻¹³ relative.
-
-**Ties.** When several pairs share the smallest linkage there are several valid
-dendrograms (SciPy's own depends on the input order). Ours is one of them: the top of a
-chain prefers the cluster below it when that is within 10⁻¹² (relative) of its nearest
-linkage — the NN-chain rule that makes tied chains end, widened so that last-bit
-rounding (a linkage summed from A's row or from B's row) cannot make a chain cycle —
-and otherwise the cluster with the smallest name. A cluster is named by one of its
-points (the larger part keeps its name). Without ties the dendrogram is SciPy's.
+(Docstring: see the end of the rewrite.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
 
 import numba
 import numpy as np
 from numba import njit, prange
+from threadpoolctl import ThreadpoolController
 
 from alharness.ops.dendrogram import Merges, cut, merges_needed, threshold_for_mean_size
 
-__all__ = ["exact_average_linkage", "exact_merges"]
+__all__ = ["ExactMerges", "exact_average_linkage", "exact_merges"]
 
 NEAR_DUPLICATE = 1e-4  # below this fraction of ‖a‖² + ‖b‖², distances come from a − b
-PARALLEL_MIN_N = 4096  # fewer points: row passes on one thread
 TIE = 1e-12  # relative slack within which a chain top prefers the cluster below it
+PARALLEL_MIN = 1 << 26  # multiply-adds in a pass below which it runs on one thread
 Progress = Callable[[int, int], None]
+
+# Rows of the int64 table ``ids``, one column per point id (column n: the label of
+# settled points). Clusters are named by one of their points; COL_NAME is per column
+# of the row cache (the cluster whose linkage sums that column holds).
+LABEL, SIZE, HEAD, NEXT, TAIL, ALIVE, ALIVE_POS, OWNER, BELOW, COL, SLOT, COL_NAME = range(12)
+# Rows of the per-chain table ``chain``.
+TOP, NN, NN_SIZE, NEED, IDLE, LAST = range(6)
+# Rows of the per-slot table ``slots``.
+SLOT_NAME, STAMP, SYNCED = range(3)
+# Entries of ``counters``.
+(MERGES, CLOCK, ROTOR, QUERIES, DROPS, PASSES, POINT_ROWS, N_ALIVE, LOG_LEN, WIDTH,
+ N_SLOTS) = range(11)
+
+
+@dataclass(frozen=True)
+class ExactMerges(Merges):
+    """`Merges` of the exact backend, with what its row cache cost."""
+
+    passes: int  # passes over the data that computed rows
+    point_rows: int  # point rows computed: n if no row was ever evicted and recomputed
+    queries: int  # nearest-neighbour queries (about three per merge)
 
 
 def exact_merges(x: np.ndarray, max_height: float = np.inf, *, cache_mb: float = 1024,
                  chains: int = 64, block_rows: int = 256,
-                 progress: bool | Progress = False) -> Merges:
+                 progress: bool | Progress = False) -> ExactMerges:
     """The average-linkage dendrogram of the rows of ``x`` (n, d), as `Merges`.
 
     ``max_height``: only the merges of height ≤ it are needed (for a cut at ε). A chain
     whose nearest linkage exceeds it is settled for good (reducibility: its clusters can
     only get farther from everything), which skips the large late merges. ``cache_mb``:
-    the row cache (module doc). ``chains``: NN-chains advanced together, i.e. rows per
-    BLAS pass. ``block_rows``: points per matrix product (memory block_rows·n·8 bytes).
-    ``progress``: True for a tqdm bar, or a callback ``(settled, n − 1)`` called every
-    few thousand merges; settled counts merges and clusters settled by ``max_height``.
+    the row cache (module doc). ``chains``: NN-chains advanced together, i.e. about the
+    rows per pass over the data. ``block_rows``: points per matrix product (memory
+    block_rows·n·8 bytes). ``progress``: True for a tqdm bar, or a callback
+    ``(settled, n − 1)`` called every few thousand merges (settled counts merges and the
+    clusters settled by ``max_height``).
     """
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"exact HAC needs a 2-d array of points, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("exact HAC: the points contain NaN or inf; drop or impute them first")
-    n = x.shape[0]
     state = _State(x, chains, cache_mb)
+    n = state.n
     report = _progress_reporter(progress, max(n - 1, 0))
     every = max(2000, n // 50)
-    settled = 0
-    while state.n_alive[0] > 1:
-        _advance(state.rows, state.slot, state.slot_name, state.stamp, state.label,
-                 state.size, state.alive, state.alive_pos, state.n_alive, state.owner,
-                 state.below, state.top, state.nn, state.nn_size, state.link, state.need, state.idle,
-                 state.last_merged, state.acc, state.head, state.next, state.tail,
-                 state.kept, state.absorbed, state.height, state.counters,
-                 float(max_height), every)
-        done = n - int(state.n_alive[0])
-        if done - settled >= every or state.n_alive[0] <= 1:
-            settled = done
+    reported = 0
+    while state.counters[N_ALIVE] > 1:
+        _advance(state.rows, state.ids, state.chain, state.link, state.slots,
+                 state.col_size, state.log, state.counters, state.kept, state.absorbed,
+                 state.height, float(max_height), every)
+        done = n - int(state.counters[N_ALIVE])
+        if done - reported >= every or done >= n - 1:
+            reported = done
             report(min(done, n - 1))
-        if state.n_alive[0] <= 1:
+        if state.counters[N_ALIVE] <= 1:
             break
-        wanted = np.unique(state.need[state.need >= 0])
+        state.compact_if_sparse()
+        wanted = np.unique(state.chain[NEED][state.chain[NEED] >= 0])
         if len(wanted):
             state.fill_rows(wanted, block_rows)
-            state.need[:] = -1
-        state.idle[:] = 0
+            state.chain[NEED] = -1
+        state.chain[IDLE] = 0
     report(None)
-    m = int(state.counters[0])
-    return Merges(state.kept[:m].copy(), state.absorbed[:m].copy(), state.height[:m].copy(), n)
+    c = state.counters
+    m = int(c[MERGES])
+    return ExactMerges(state.kept[:m].copy(), state.absorbed[:m].copy(),
+                       state.height[:m].copy(), n, int(c[PASSES]), int(c[POINT_ROWS]),
+                       int(c[QUERIES]))
 
 
 def exact_average_linkage(x: np.ndarray, epsilon: float | None = None,
                           target_cluster_size: float | None = None, *,
                           progress: bool | Progress = False, cache_mb: float = 1024,
-                          chains: int = 64) -> tuple[np.ndarray, float]:
+                          chains: int = 64, block_rows: int = 256) -> tuple[np.ndarray, float]:
     """Flat exact average-linkage clusters of the rows of ``x``: ``(labels, epsilon used)``.
 
     The semantics of the graph backend's `alharness.ops.hac.average_linkage`: give
@@ -131,11 +105,12 @@ def exact_average_linkage(x: np.ndarray, epsilon: float | None = None,
     ``fcluster(Z, t=ε, criterion="distance")``) or ``target_cluster_size`` (ε is the
     smallest merge height at which the mean cluster size reaches it,
     `threshold_for_mean_size`; ε = 0 for a target ≤ 1, which still joins exact
-    duplicates). Labels are 0 … c−1.
+    duplicates). Labels are 0 … c−1. The other options are `exact_merges`'s.
     """
     if (epsilon is None) == (target_cluster_size is None):
         raise ValueError("give exactly one of epsilon and target_cluster_size")
-    options = {"progress": progress, "cache_mb": cache_mb, "chains": chains}
+    options = {"progress": progress, "cache_mb": cache_mb, "chains": chains,
+               "block_rows": block_rows}
     if epsilon is None and merges_needed(len(x), target_cluster_size) <= 0:
         epsilon = 0.0
     if epsilon is not None:
@@ -166,89 +141,149 @@ def _progress_reporter(progress: bool | Progress, total: int) -> Callable[[int |
 
 
 class _State:
-    """The arrays the kernels share. Clusters are named by one of their points; a
-    cluster's row sits in ``rows[slot[name]]`` when cached."""
+    """The arrays the kernels share, and the row cache.
+
+    The cache is one flat float64 buffer viewed as ``rows`` (slots × width): row s holds,
+    for the cluster in slot s, its distance sums to the cluster of every column. Columns
+    of merged-away or settled clusters die; when half are dead the live ones are packed
+    to the left (`compact_if_sparse`), which narrows every row and so fits more rows into
+    the same buffer.
+    """
 
     def __init__(self, x: np.ndarray, chains: int, cache_mb: float):
-        n = x.shape[0]
-        self.points = np.ascontiguousarray(x, dtype=np.float64)
-        self.points = self.points - self.points.mean(axis=0) if n else self.points
+        n = self.n = x.shape[0]
+        points = np.asarray(x, dtype=np.float64)
+        self.points = np.ascontiguousarray(points - points.mean(axis=0) if n else points)
         self.sq_norms = np.einsum("ij,ij->i", self.points, self.points)
-        ids = np.arange(n, dtype=np.int64)
-        self.label = ids.copy()  # cluster of each point; n = settled (ignored by queries)
-        self.size = np.ones(n, dtype=np.int64)
-        self.head, self.tail = ids.copy(), ids.copy()  # member lists: head … next … tail
-        self.next = np.full(n, -1, dtype=np.int64)
-        self.alive, self.alive_pos = ids.copy(), ids.copy()
-        self.n_alive = np.array([n], dtype=np.int64)
-        self.owner = np.full(n, -1, dtype=np.int64)  # chain holding the cluster
-        self.below = np.full(n, -1, dtype=np.int64)  # next cluster down its chain
+        ids = np.arange(n + 1, dtype=np.int64)
+        self.ids = np.empty((12, n + 1), dtype=np.int64)
+        for row in (LABEL, HEAD, TAIL, ALIVE, ALIVE_POS, COL, COL_NAME):
+            self.ids[row] = ids
+        self.ids[SIZE] = 1
+        self.ids[NEXT] = self.ids[OWNER] = self.ids[BELOW] = self.ids[SLOT] = -1
+        self.ids[COL, n] = -1  # settled points count nowhere
+        self.col_size = np.ones(n)  # size of each column's cluster, 0 once dead
         k = max(1, min(int(chains), n))
-        self.top = np.full(k, -1, dtype=np.int64)
-        self.nn = np.full(k, -1, dtype=np.int64)  # nearest neighbour of the top, if known
-        self.nn_size = np.zeros(k, dtype=np.int64)  # its size then: changed = merged since
-        self.link = np.full(k, np.inf)
-        self.need = np.full(k, -1, dtype=np.int64)  # cluster whose row the chain waits for
-        self.idle = np.zeros(k, dtype=np.int64)  # dropped: restart after the next pass
-        self.last_merged = np.full(k, -1, dtype=np.int64)
-        self.acc = np.zeros(n + 1)  # query scratch, indexed by cluster name
-        slots = int(min(max(cache_mb * 2**20 / (8 * max(n, 1)), 3 * k + 4), max(n, 1)))
-        self.rows = np.empty((slots, n))  # pages are touched only as rows are used
-        self.slot = np.full(n, -1, dtype=np.int64)
-        self.slot_name = np.full(slots, -1, dtype=np.int64)
-        self.stamp = np.full(slots, -1, dtype=np.int64)  # LRU clock of each slot
+        self.chain = np.full((6, k), -1, dtype=np.int64)
+        self.chain[IDLE] = 0  # 1: gave way; restarts after the next pass
+        self.link = np.full(k, np.inf)  # linkage of each chain top to its NN
+        self.slots = np.full((3, max(n, 1)), -1, dtype=np.int64)
+        self.slots[SYNCED] = 0  # merges of the log already added into the row
+        self.log = np.empty((2, max(n - 1, 1)), dtype=np.int64)  # merged columns (into, from)
+        need = (3 * k + 4) * n  # every chain's top, the cluster below and a new row
+        self.capacity = int(min(max(cache_mb * 2**20 / 8, need), max(n * n, need)))
+        self.buffer = np.empty(self.capacity)  # pages are touched only as rows are used
+        self.counters = np.zeros(11, dtype=np.int64)
+        self.counters[N_ALIVE] = self.counters[WIDTH] = n
+        self.counters[N_SLOTS] = min(self.capacity // max(n, 1), n)
         self.kept = np.empty(max(n - 1, 0), dtype=np.int64)
         self.absorbed = np.empty(max(n - 1, 0), dtype=np.int64)
         self.height = np.empty(max(n - 1, 0))
-        # merges, LRU clock, start rotor, queries, chains dropped, passes, rows computed
-        self.counters = np.zeros(7, dtype=np.int64)
+        self._view()
+
+    def _view(self) -> None:
+        slots, width = int(self.counters[N_SLOTS]), int(self.counters[WIDTH])
+        self.rows = self.buffer[:slots * width].reshape(slots, width)
+
+    def compact_if_sparse(self) -> None:
+        """Pack the live columns once at most half of them are alive."""
+        if self.counters[N_ALIVE] * 2 <= self.counters[WIDTH] and self.counters[WIDTH] > 64:
+            _compact(self.buffer, self.ids, self.col_size, self.slots, self.log,
+                     self.counters)
+            self.counters[N_SLOTS] = min(self.capacity // int(self.counters[WIDTH]), self.n)
+            self._view()
 
     def fill_rows(self, names: np.ndarray, block_rows: int) -> None:
         """Compute the rows of clusters ``names`` from their points, in one pass of
         matrix products over the data, into least-recently-used slots."""
-        tops = self.top[self.top >= 0]
-        protect = np.concatenate([tops, self.below[tops], names])
-        protect = protect[protect >= 0]
-        slots = _take_slots(self.slot, self.slot_name, self.stamp, names, protect,
+        tops = self.chain[TOP][self.chain[TOP] >= 0]
+        protect = np.concatenate([tops, self.ids[BELOW][tops], names])
+        slots = _take_slots(self.ids, self.slots, names, protect[protect >= 0],
                             self.counters)
-        points, dest = _members(names, slots, self.head, self.next, self.size)
-        self.counters[5] += 1
-        self.counters[6] += len(points)
+        points, first = _members(names, self.ids)
+        self.counters[PASSES] += 1
+        self.counters[POINT_ROWS] += len(points)
+        column = self.ids[COL][self.ids[LABEL, :self.n]]  # of each point; -1: settled
         self.rows[slots] = 0.0
-        threads = numba.get_num_threads()
-        if len(self.label) < PARALLEL_MIN_N:  # a parallel region's start costs more here
-            numba.set_num_threads(1)
-        try:
+        with _threads(len(points) * self.n * self.points.shape[1]):
             for start in range(0, len(points), block_rows):
                 chunk = points[start:start + block_rows]
                 dots = self.points[chunk] @ self.points.T
-                _add_distances(dots, chunk, dest[start:start + block_rows], self.points,
-                               self.sq_norms, self.rows)
-        finally:
-            numba.set_num_threads(threads)
+                # requests (slices of ``chunk``) whose points lie in this chunk
+                cuts = np.clip(first - start, 0, len(chunk))
+                _add_distances(dots, chunk, cuts, slots, column, self.points, self.sq_norms,
+                               self.rows)
+        self.slots[SYNCED, slots] = self.counters[LOG_LEN]
 
 
-@njit(cache=True)
-def _take_slots(slot, slot_name, stamp, names, protect, counters):
-    """A slot for each of ``names``: free ones first, then the least recently used whose
-    cluster is not in ``protect`` (chain tops, the clusters below them, ``names``)."""
-    keep = np.zeros(len(slot), dtype=np.bool_)
+@contextmanager
+def _threads(work: int):
+    """Numba and BLAS on one thread while a pass is small (``work``: multiply-adds):
+    starting a parallel region costs more than it saves there, far more on a loaded
+    machine."""
+    if work >= PARALLEL_MIN:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+@cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _add_distances(dots, chunk, cuts, slots_of, column, points, sq_norms, rows):
+    """Add ‖x_p − x_j‖, for each point p of ``chunk`` and every point j, into the row of
+    p's cluster at j's column. Cluster r owns chunk[cuts[r]:cuts[r + 1]]; the clusters
+    run in parallel, each into its own row."""
+    n = points.shape[0]
+    for r in prange(len(slots_of)):
+        row = rows[slots_of[r]]
+        for i in range(cuts[r], cuts[r + 1]):
+            p = chunk[i]
+            for j in range(n):
+                c = column[j]
+                if c < 0:
+                    continue
+                scale = sq_norms[p] + sq_norms[j]
+                d2 = scale - 2.0 * dots[i, j]
+                if d2 < NEAR_DUPLICATE * scale:  # cancellation: use the difference
+                    d2 = 0.0
+                    for t in range(points.shape[1]):
+                        diff = points[p, t] - points[j, t]
+                        d2 += diff * diff
+                row[c] += np.sqrt(max(d2, 0.0))
+
+
+@njit(cache=True, error_model="numpy")
+def _take_slots(ids, slots, names, protect, counters):
+    """A slot for each of ``names``: freed ones first, then never used ones, then the
+    least recently used whose cluster is not in ``protect`` (chain tops, the clusters
+    below them, ``names``)."""
+    keep = np.zeros(ids.shape[1], dtype=np.bool_)
     for c in protect:
         keep[c] = True
-    order = np.argsort(stamp)
+    order = np.argsort(slots[STAMP, :counters[N_SLOTS]])
     out = np.empty(len(names), dtype=np.int64)
     taken = 0
     for s in order:
         if taken == len(names):
             break
-        owner = slot_name[s]
+        owner = slots[SLOT_NAME, s]
         if owner >= 0:
             if keep[owner]:
                 continue
-            slot[owner] = -1
-        slot_name[s] = names[taken]
-        slot[names[taken]] = s
-        stamp[s] = counters[1]
+            ids[SLOT, owner] = -1
+        slots[SLOT_NAME, s] = names[taken]
+        slots[STAMP, s] = counters[CLOCK]
+        ids[SLOT, names[taken]] = s
         out[taken] = s
         taken += 1
     if taken < len(names):
@@ -256,273 +291,281 @@ def _take_slots(slot, slot_name, stamp, names, protect, counters):
     return out
 
 
-@njit(cache=True)
-def _members(names, slots, head, nxt, size):
-    """Every point of clusters ``names`` and the slot its distances add into."""
-    total = 0
-    for c in names:
-        total += size[c]
-    points = np.empty(total, dtype=np.int64)
-    dest = np.empty(total, dtype=np.int64)
-    i = 0
+@njit(cache=True, error_model="numpy")
+def _members(names, ids):
+    """The points of clusters ``names``, cluster after cluster, and where each cluster
+    starts (with the total at the end)."""
+    first = np.empty(len(names) + 1, dtype=np.int64)
+    first[0] = 0
     for r in range(len(names)):
-        c = names[r]
-        s = slots[r]
-        p = head[c]
+        first[r + 1] = first[r] + ids[SIZE, names[r]]
+    points = np.empty(first[-1], dtype=np.int64)
+    for r in range(len(names)):
+        i = first[r]
+        p = ids[HEAD, names[r]]
         while p >= 0:
             points[i] = p
-            dest[i] = s
             i += 1
-            p = nxt[p]
-    return points, dest
+            p = ids[NEXT, p]
+    return points, first
 
 
-@njit(cache=True, parallel=True)
-def _add_distances(dots, chunk, dest, points, sq_norms, rows):
-    """rows[dest[i], j] += ‖x_chunk[i] − x_j‖ from the products ``dots`` (parallel over
-    blocks of columns, so points of one cluster add into its row without races)."""
-    n = points.shape[0]
-    width = 1024
-    for b in prange((n + width - 1) // width):
-        lo = b * width
-        hi = min(n, lo + width)
-        d2 = np.empty(hi - lo)
-        for i in range(len(chunk)):
-            p = chunk[i]
-            near = False
-            for j in range(lo, hi):
-                scale = sq_norms[p] + sq_norms[j]
-                d2[j - lo] = scale - 2.0 * dots[i, j]
-                near |= d2[j - lo] < NEAR_DUPLICATE * scale
-            if near:  # rare: recompute the cancelling ones from the difference
-                for j in range(lo, hi):
-                    if d2[j - lo] < NEAR_DUPLICATE * (sq_norms[p] + sq_norms[j]):
-                        d2[j - lo] = _squared_distance(points[p], points[j])
-            row = rows[dest[i]]
-            for j in range(lo, hi):
-                row[j] += np.sqrt(max(d2[j - lo], 0.0))
-
-
-@njit(cache=True)
-def _squared_distance(a, b):
-    total = 0.0
-    for t in range(len(a)):
-        diff = a[t] - b[t]
-        total += diff * diff
-    return total
-
-
-@njit(cache=True)
-def _advance(rows, slot, slot_name, stamp, label, size, alive, alive_pos, n_alive, owner,
-             below, top, nn, nn_size, link, need, idle, last_merged, acc, head, nxt, tail,
-             kept, absorbed, height, counters, max_height, budget):
+@njit(cache=True, error_model="numpy")
+def _advance(rows, ids, chain, link, slots, col_size, log, counters, kept, absorbed,
+             height, max_height, budget):
     """Advance every chain until each waits for a row that is not cached (or is idle),
     or ``budget`` clusters have been settled. Each round, every chain with a cached top
     and no known nearest neighbour queries it; then, in chain order, each merges,
-    pushes, gives way or is settled. (Serial: the row passes dominate the time, and
+    pushes, gives way or is settled. (Serial: the row passes take most of the time, and
     short parallel regions stall badly on a loaded machine.)"""
-    k_chains = len(top)
-    n = len(label)
-    start_alive = n_alive[0]
-    while n_alive[0] > 1 and start_alive - n_alive[0] < budget:
-        moved = _restart(top, idle, need, nn, last_merged, owner, below, alive, alive_pos,
-                         n_alive, slot, counters)
-        for k in range(k_chains):
-            t = top[k]
-            if t < 0 or need[k] >= 0 or nn[k] >= 0:
+    start_alive = counters[N_ALIVE]
+    while counters[N_ALIVE] > 1 and start_alive - counters[N_ALIVE] < budget:
+        moved = _restart(ids, chain, counters)
+        for k in range(chain.shape[1]):
+            t = chain[TOP, k]
+            if t < 0 or chain[NEED, k] >= 0 or chain[NN, k] >= 0:
                 continue
-            stamp[slot[t]] = counters[1]
-            nn[k], link[k] = _nearest(t, below[t], rows[slot[t]], label, size, alive,
-                                      n_alive[0], acc, n)
-            counters[3] += 1
-            nn_size[k] = size[nn[k]]
-        counters[1] += 1
-        for k in range(k_chains):
-            t = top[k]
-            if t < 0 or need[k] >= 0 or nn[k] < 0:
+            chain[NN, k], link[k] = _nearest(t, rows, ids, slots, col_size, log, counters)
+            chain[NN_SIZE, k] = ids[SIZE, chain[NN, k]]
+            counters[QUERIES] += 1
+        counters[CLOCK] += 1
+        for k in range(chain.shape[1]):
+            t = chain[TOP, k]
+            if t < 0 or chain[NEED, k] >= 0 or chain[NN, k] < 0:
                 continue
             moved = True
-            b = nn[k]
-            u = below[t]
+            b = chain[NN, k]
+            u = ids[BELOW, t]
             if link[k] > max_height:
-                _settle(k, top, nn, owner, below, label, alive, alive_pos, n_alive, slot,
-                        slot_name, head, nxt, last_merged)
+                _settle(k, ids, chain, slots, col_size, counters)
             elif b == u:
-                if slot[u] < 0:  # its row was evicted: wait for the next pass
-                    need[k] = u
+                if ids[SLOT, u] < 0:  # its row was evicted: wait for the next pass
+                    chain[NEED, k] = u
                     continue
-                keep = _merge(t, u, link[k], rows, slot, slot_name, stamp, label, size,
-                              alive, alive_pos, n_alive, head, nxt, tail, kept, absorbed,
-                              height, counters)
-                top[k] = below[u]
-                owner[t] = owner[u] = -1
-                below[t] = below[u] = -1
-                nn[k] = -1
-                last_merged[k] = keep
-                if top[k] >= 0 and slot[top[k]] < 0:  # evicted while deeper in the chain
-                    need[k] = top[k]
-            elif alive_pos[b] < 0 or size[b] != nn_size[k]:
-                nn[k] = -1  # a chain before this one merged or settled it: ask again
+                keep = _merge(t, u, link[k], rows, ids, slots, col_size, log, counters,
+                              kept, absorbed, height)
+                top = ids[BELOW, u]
+                ids[OWNER, t] = ids[OWNER, u] = -1
+                ids[BELOW, t] = ids[BELOW, u] = -1
+                chain[TOP, k] = top
+                chain[NN, k] = -1
+                chain[LAST, k] = keep
+                if top >= 0 and ids[SLOT, top] < 0:  # evicted while deeper in the chain
+                    chain[NEED, k] = top
+            elif ids[ALIVE_POS, b] < 0 or ids[SIZE, b] != chain[NN_SIZE, k]:
+                chain[NN, k] = -1  # a chain before this one merged or settled it: ask again
             else:
-                j = owner[b]
-                if j == k or (0 <= j < k):
-                    counters[4] += 1
-                    _drop(k, top, nn, need, idle, owner, below)
+                j = ids[OWNER, b]
+                if j == k or 0 <= j < k:
+                    counters[DROPS] += 1
+                    _drop(k, ids, chain)
                     continue
                 if j >= 0:
-                    counters[4] += 1
-                    _drop(j, top, nn, need, idle, owner, below)
-                owner[b] = k
-                below[b] = t
-                top[k] = b
-                nn[k] = -1
-                if slot[b] < 0:
-                    need[k] = b
+                    counters[DROPS] += 1
+                    _drop(j, ids, chain)
+                ids[OWNER, b] = k
+                ids[BELOW, b] = t
+                chain[TOP, k] = b
+                chain[NN, k] = -1
+                if ids[SLOT, b] < 0:
+                    chain[NEED, k] = b
         if not moved:
             break
 
 
-@njit(cache=True)
-def _nearest(t, u, row, label, size, alive, count, acc, n):
-    """Nearest cluster to ``t`` (row ``row``) and its linkage; ``u``, the cluster below
-    ``t`` on its chain, wins ties (within TIE), then the smallest name."""
-    for j in range(n):
-        acc[label[j]] += row[j]
+@njit(cache=True, error_model="numpy")
+def _sync(s, row, slots, log, counters):
+    """Replay into cached row ``s`` the merges since it was last current: the column of
+    a merged cluster is the sum of its parts' columns."""
+    for e in range(slots[SYNCED, s], counters[LOG_LEN]):
+        row[log[0, e]] += row[log[1, e]]
+    slots[SYNCED, s] = counters[LOG_LEN]
+
+
+@njit(cache=True, error_model="numpy")
+def _nearest(t, rows, ids, slots, col_size, log, counters):
+    """Nearest cluster to ``t`` and its linkage. The cluster below ``t`` on its chain
+    wins ties (within TIE), then the smallest name."""
+    s = ids[SLOT, t]
+    row = rows[s]
+    _sync(s, row, slots, log, counters)
+    slots[STAMP, s] = counters[CLOCK]
+    own = ids[COL, t]
+    st = col_size[own]
     best = np.inf
     arg = -1
-    st = size[t]
-    for i in range(count):
-        c = alive[i]
-        if c == t:
+    for i in range(counters[WIDTH]):
+        size = col_size[i]
+        if size == 0.0 or i == own:
             continue
-        value = acc[c] / (st * size[c])
-        if value < best or (value == best and c < arg):
+        value = row[i] / (st * size)
+        if value < best or (value == best and ids[COL_NAME, i] < ids[COL_NAME, arg]):
             best = value
-            arg = c
+            arg = i
+    u = ids[BELOW, t]
     if u >= 0:
-        value = acc[u] / (st * size[u])
+        value = row[ids[COL, u]] / (st * col_size[ids[COL, u]])
         if value <= best * (1.0 + TIE):
             best = value
-            arg = u
-    for i in range(count):
-        acc[alive[i]] = 0.0
-    acc[n] = 0.0
-    return arg, best
+            arg = ids[COL, u]
+    return ids[COL_NAME, arg], best
 
 
-@njit(cache=True)
-def _merge(t, u, h, rows, slot, slot_name, stamp, label, size, alive, alive_pos, n_alive,
-           head, nxt, tail, kept, absorbed, height, counters):
-    """Join clusters ``t`` and ``u`` at height ``h``; the larger keeps its name (ties:
-    the smaller name), its row becomes the sum of both rows. Returns the name."""
-    if size[u] > size[t] or (size[u] == size[t] and u < t):
+@njit(cache=True, error_model="numpy")
+def _merge(t, u, h, rows, ids, slots, col_size, log, counters, kept, absorbed, height):
+    """Join clusters ``t`` and ``u`` at height ``h``: the larger keeps its name (ties:
+    the smaller name), its row becomes the sum of both rows, and the log tells every
+    other cached row to add the two columns. Returns the name."""
+    if ids[SIZE, u] > ids[SIZE, t] or (ids[SIZE, u] == ids[SIZE, t] and u < t):
         keep, gone = u, t
     else:
         keep, gone = t, u
-    target = rows[slot[keep]]
-    source = rows[slot[gone]]
-    for j in range(len(target)):
-        target[j] += source[j]
-    stamp[slot[keep]] = counters[1]
-    slot_name[slot[gone]] = -1
-    stamp[slot[gone]] = -1
-    slot[gone] = -1
-    p = head[gone]
+    sk, sg = ids[SLOT, keep], ids[SLOT, gone]
+    target, source = rows[sk], rows[sg]
+    _sync(sk, target, slots, log, counters)
+    _sync(sg, source, slots, log, counters)
+    for i in range(counters[WIDTH]):
+        target[i] += source[i]
+    into, away = ids[COL, keep], ids[COL, gone]
+    e = counters[LOG_LEN]
+    log[0, e] = into
+    log[1, e] = away
+    counters[LOG_LEN] = e + 1
+    slots[SYNCED, sk] = e + 1  # the entry only touches its own column, never read
+    slots[STAMP, sk] = counters[CLOCK]
+    col_size[into] += col_size[away]
+    _free(gone, ids, slots, col_size, counters)
+    p = ids[HEAD, gone]
     while p >= 0:
-        label[p] = keep
-        p = nxt[p]
-    nxt[tail[keep]] = head[gone]
-    tail[keep] = tail[gone]
-    size[keep] += size[gone]
-    size[gone] = 0
-    _remove_alive(gone, alive, alive_pos, n_alive)
-    m = counters[0]
+        ids[LABEL, p] = keep
+        p = ids[NEXT, p]
+    ids[NEXT, ids[TAIL, keep]] = ids[HEAD, gone]
+    ids[TAIL, keep] = ids[TAIL, gone]
+    ids[SIZE, keep] += ids[SIZE, gone]
+    ids[SIZE, gone] = 0
+    m = counters[MERGES]
     kept[m] = keep
     absorbed[m] = gone
     height[m] = h
-    counters[0] = m + 1
+    counters[MERGES] = m + 1
     return keep
 
 
-@njit(cache=True)
-def _settle(k, top, nn, owner, below, label, alive, alive_pos, n_alive, slot, slot_name,
-            head, nxt, last_merged):
+@njit(cache=True, error_model="numpy")
+def _free(c, ids, slots, col_size, counters):
+    """Cluster ``c`` is gone (merged away or settled): free its slot, kill its column,
+    take it off the alive list."""
+    s = ids[SLOT, c]
+    if s >= 0:
+        slots[SLOT_NAME, s] = -1
+        slots[STAMP, s] = -2  # reused before never-used slots: its pages are resident
+        ids[SLOT, c] = -1
+    col = ids[COL, c]
+    ids[COL_NAME, col] = -1
+    col_size[col] = 0.0
+    ids[COL, c] = -1
+    i = ids[ALIVE_POS, c]
+    last = ids[ALIVE, counters[N_ALIVE] - 1]
+    ids[ALIVE, i] = last
+    ids[ALIVE_POS, last] = i
+    ids[ALIVE_POS, c] = -1
+    counters[N_ALIVE] -= 1
+
+
+@njit(cache=True, error_model="numpy")
+def _settle(k, ids, chain, slots, col_size, counters):
     """Chain ``k``'s top is farther than ``max_height`` from everything, and so (the
     chain's linkages only decrease upwards) is every cluster on it: they are final.
-    Their points get label n, which the queries ignore."""
-    n = len(label)
-    c = top[k]
+    Their points get label n, which counts in no column."""
+    n = ids.shape[1] - 1
+    c = chain[TOP, k]
     while c >= 0:
-        p = head[c]
+        p = ids[HEAD, c]
         while p >= 0:
-            label[p] = n
-            p = nxt[p]
-        if slot[c] >= 0:
-            slot_name[slot[c]] = -1
-            slot[c] = -1
-        _remove_alive(c, alive, alive_pos, n_alive)
-        owner[c] = -1
-        nxt_c = below[c]
-        below[c] = -1
-        c = nxt_c
-    top[k] = -1
-    nn[k] = -1
-    last_merged[k] = -1
+            ids[LABEL, p] = n
+            p = ids[NEXT, p]
+        _free(c, ids, slots, col_size, counters)
+        ids[OWNER, c] = -1
+        below = ids[BELOW, c]
+        ids[BELOW, c] = -1
+        c = below
+    chain[TOP, k] = chain[NN, k] = chain[LAST, k] = -1
 
 
-@njit(cache=True)
-def _drop(k, top, nn, need, idle, owner, below):
-    """Give chain ``k`` up: its clusters are free again (rows stay cached)."""
-    c = top[k]
+@njit(cache=True, error_model="numpy")
+def _drop(k, ids, chain):
+    """Give chain ``k`` up: its clusters are free again (their rows stay cached)."""
+    c = chain[TOP, k]
     while c >= 0:
-        owner[c] = -1
-        nxt_c = below[c]
-        below[c] = -1
-        c = nxt_c
-    top[k] = -1
-    nn[k] = -1
-    need[k] = -1
-    idle[k] = 1
+        ids[OWNER, c] = -1
+        below = ids[BELOW, c]
+        ids[BELOW, c] = -1
+        c = below
+    chain[TOP, k] = chain[NN, k] = chain[NEED, k] = -1
+    chain[IDLE, k] = 1
 
 
-@njit(cache=True)
-def _restart(top, idle, need, nn, last_merged, owner, below, alive, alive_pos, n_alive,
-             slot, counters):
+@njit(cache=True, error_model="numpy")
+def _restart(ids, chain, counters):
     """Start every empty, non-idle chain: at the cluster it merged last if that is free
-    (its row is cached and its neighbours are close to the chain's other work), else at
-    the next free cluster of the alive list. Returns whether any chain started."""
+    (its row is cached, and it is near the chain's recent work), else at the next free
+    cluster of the alive list. Returns whether any chain started."""
     started = False
-    for k in range(len(top)):
-        if top[k] >= 0 or idle[k]:
+    for k in range(chain.shape[1]):
+        if chain[TOP, k] >= 0 or chain[IDLE, k]:
             continue
-        s = last_merged[k]
-        last_merged[k] = -1
-        if s < 0 or alive_pos[s] < 0 or owner[s] >= 0:
+        s = chain[LAST, k]
+        chain[LAST, k] = -1
+        if s < 0 or ids[ALIVE_POS, s] < 0 or ids[OWNER, s] >= 0:
             s = -1
-            count = n_alive[0]
+            count = counters[N_ALIVE]
             for step in range(count):
-                c = alive[(counters[2] + step) % count]
-                if owner[c] < 0:
+                c = ids[ALIVE, (counters[ROTOR] + step) % count]
+                if ids[OWNER, c] < 0:
                     s = c
-                    counters[2] = (counters[2] + step + 1) % count
+                    counters[ROTOR] = (counters[ROTOR] + step + 1) % count
                     break
         if s < 0:
-            idle[k] = 1
+            chain[IDLE, k] = 1
             continue
-        owner[s] = k
-        below[s] = -1
-        top[k] = s
-        nn[k] = -1
-        need[k] = s if slot[s] < 0 else -1
+        ids[OWNER, s] = k
+        ids[BELOW, s] = -1
+        chain[TOP, k] = s
+        chain[NN, k] = -1
+        chain[NEED, k] = s if ids[SLOT, s] < 0 else -1
         started = True
     return started
 
 
-@njit(cache=True)
-def _remove_alive(c, alive, alive_pos, n_alive):
-    i = alive_pos[c]
-    last = alive[n_alive[0] - 1]
-    alive[i] = last
-    alive_pos[last] = i
-    alive_pos[c] = -1
-    n_alive[0] -= 1
+@njit(cache=True, error_model="numpy")
+def _compact(buffer, ids, col_size, slots, log, counters):
+    """Pack the live columns to the left, in order, in every cached row (after replaying
+    the log into it) and in the column tables. Each entry moves to an offset no larger
+    than its own, and rows and columns go in increasing order, so it runs in place."""
+    width = counters[WIDTH]
+    n_slots = counters[N_SLOTS]
+    for s in range(n_slots):
+        if slots[SLOT_NAME, s] >= 0:
+            _sync(s, buffer[s * width:(s + 1) * width], slots, log, counters)
+    new = np.full(width, -1, dtype=np.int64)
+    live = 0
+    for i in range(width):
+        if ids[COL_NAME, i] >= 0:
+            new[i] = live
+            live += 1
+    for s in range(n_slots):
+        if slots[SLOT_NAME, s] >= 0:
+            for i in range(width):
+                if new[i] >= 0:
+                    buffer[s * live + new[i]] = buffer[s * width + i]
+    for i in range(width):
+        if new[i] >= 0:
+            name = ids[COL_NAME, i]
+            ids[COL_NAME, new[i]] = name
+            col_size[new[i]] = col_size[i]
+            ids[COL, name] = new[i]
+    ids[COL_NAME, live:width] = -1
+    col_size[live:width] = 0.0
+    counters[WIDTH] = live
+    counters[LOG_LEN] = 0
+    slots[SYNCED] = 0
