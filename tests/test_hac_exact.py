@@ -9,7 +9,7 @@ import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import cdist
 
-from alharness.ops.dendrogram import cut, threshold_for_mean_size
+from alharness.ops.dendrogram import cut
 from alharness.ops.hac_exact import exact_average_linkage, exact_merges
 from tests.test_hac import between_merges, same_partition
 
@@ -180,7 +180,7 @@ def test_progress_reports_settled_merges_up_to_n_minus_one():
     seen = []
     exact_merges(x, progress=lambda done, total: seen.append((done, total)))
     assert seen and seen[-1] == (199, 199)
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
     seen.clear()
     exact_average_linkage(x, epsilon=0.5, progress=lambda done, total: seen.append(done))
     assert seen[-1] == 199  # merges plus clusters settled above ε
