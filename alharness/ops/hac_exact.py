@@ -22,6 +22,7 @@ __all__ = ["ExactMerges", "exact_average_linkage", "exact_merges"]
 NEAR_DUPLICATE = 1e-4  # below this fraction of ‖a‖² + ‖b‖², distances come from a − b
 TIE = 1e-12  # relative slack within which a chain top prefers the cluster below it
 PARALLEL_MIN = 1 << 26  # multiply-adds in a pass below which it runs on one thread
+MAX_QUERIES_PER_POINT = 50  # a run takes about 3 per merge; far more means a livelock
 Progress = Callable[[int, int], None]
 
 # Rows of the int64 table ``ids``, one column per point id (column n: the label of
@@ -31,9 +32,9 @@ LABEL, SIZE, HEAD, NEXT, TAIL, ALIVE, ALIVE_POS, OWNER, BELOW, COL, SLOT, COL_NA
 # Rows of the per-chain table ``chain``.
 TOP, NN, NN_SIZE, NEED, IDLE, LAST = range(6)
 # Rows of the per-slot table ``slots``.
-SLOT_NAME, STAMP, SYNCED = range(3)
+SLOT_NAME, PRIORITY, SYNCED = range(3)
 # Entries of ``counters``.
-(MERGES, CLOCK, ROTOR, QUERIES, DROPS, PASSES, POINT_ROWS, N_ALIVE, LOG_LEN, WIDTH,
+(MERGES, FLOOR, ROTOR, QUERIES, DROPS, PASSES, POINT_ROWS, N_ALIVE, LOG_LEN, WIDTH,
  N_SLOTS) = range(11)
 
 
@@ -46,8 +47,8 @@ class ExactMerges(Merges):
     queries: int  # nearest-neighbour queries (about three per merge)
 
 
-def exact_merges(x: np.ndarray, max_height: float = np.inf, *, cache_mb: float = 1024,
-                 chains: int = 64, block_rows: int = 256,
+def exact_merges(x: np.ndarray, max_height: float = np.inf, *, cache_mb: float = 2048,
+                 chains: int = 32, block_rows: int = 256,
                  progress: bool | Progress = False) -> ExactMerges:
     """The average-linkage dendrogram of the rows of ``x`` (n, d), as `Merges`.
 
@@ -74,6 +75,9 @@ def exact_merges(x: np.ndarray, max_height: float = np.inf, *, cache_mb: float =
         _advance(state.rows, state.ids, state.chain, state.link, state.slots,
                  state.col_size, state.log, state.counters, state.kept, state.absorbed,
                  state.height, float(max_height), every)
+        if state.counters[QUERIES] > MAX_QUERIES_PER_POINT * n + 10_000:
+            raise RuntimeError("exact HAC: the nearest-neighbour chains do not converge "
+                               "(a bug: please report it with the data)")
         done = n - int(state.counters[N_ALIVE])
         if done - reported >= every or done >= n - 1:
             reported = done
@@ -96,8 +100,8 @@ def exact_merges(x: np.ndarray, max_height: float = np.inf, *, cache_mb: float =
 
 def exact_average_linkage(x: np.ndarray, epsilon: float | None = None,
                           target_cluster_size: float | None = None, *,
-                          progress: bool | Progress = False, cache_mb: float = 1024,
-                          chains: int = 64, block_rows: int = 256) -> tuple[np.ndarray, float]:
+                          progress: bool | Progress = False, cache_mb: float = 2048,
+                          chains: int = 32, block_rows: int = 256) -> tuple[np.ndarray, float]:
     """Flat exact average-linkage clusters of the rows of ``x``: ``(labels, epsilon used)``.
 
     The semantics of the graph backend's `alharness.ops.hac.average_linkage`: give
@@ -270,7 +274,7 @@ def _take_slots(ids, slots, names, protect, counters):
     keep = np.zeros(ids.shape[1], dtype=np.bool_)
     for c in protect:
         keep[c] = True
-    order = np.argsort(slots[STAMP, :counters[N_SLOTS]])
+    order = np.argsort(slots[PRIORITY, :counters[N_SLOTS]])
     out = np.empty(len(names), dtype=np.int64)
     taken = 0
     for s in order:
@@ -281,11 +285,13 @@ def _take_slots(ids, slots, names, protect, counters):
             if keep[owner]:
                 continue
             ids[SLOT, owner] = -1
+            counters[FLOOR] = max(counters[FLOOR], slots[PRIORITY, s])
         slots[SLOT_NAME, s] = names[taken]
-        slots[STAMP, s] = counters[CLOCK]
         ids[SLOT, names[taken]] = s
         out[taken] = s
         taken += 1
+    for r in range(taken):
+        slots[PRIORITY, out[r]] = counters[FLOOR] + ids[SIZE, names[r]]
     if taken < len(names):
         raise RuntimeError("exact HAC: row cache too small for the chains; raise cache_mb")
     return out
@@ -314,12 +320,15 @@ def _members(names, ids):
 def _advance(rows, ids, chain, link, slots, col_size, log, counters, kept, absorbed,
              height, max_height, budget):
     """Advance every chain until each waits for a row that is not cached (or is idle),
-    or ``budget`` clusters have been settled. Each round, every chain with a cached top
+    or ``budget`` clusters have been settled (or 8·budget queries made, so that the caller
+    can check for a livelock). Each round, every chain with a cached top
     and no known nearest neighbour queries it; then, in chain order, each merges,
     pushes, gives way or is settled. (Serial: the row passes take most of the time, and
     short parallel regions stall badly on a loaded machine.)"""
     start_alive = counters[N_ALIVE]
-    while counters[N_ALIVE] > 1 and start_alive - counters[N_ALIVE] < budget:
+    start_queries = counters[QUERIES]
+    while counters[N_ALIVE] > 1 and start_alive - counters[N_ALIVE] < budget \
+            and counters[QUERIES] - start_queries < 8 * budget:
         moved = _restart(ids, chain, counters)
         for k in range(chain.shape[1]):
             t = chain[TOP, k]
@@ -328,7 +337,6 @@ def _advance(rows, ids, chain, link, slots, col_size, log, counters, kept, absor
             chain[NN, k], link[k] = _nearest(t, rows, ids, slots, col_size, log, counters)
             chain[NN_SIZE, k] = ids[SIZE, chain[NN, k]]
             counters[QUERIES] += 1
-        counters[CLOCK] += 1
         for k in range(chain.shape[1]):
             t = chain[TOP, k]
             if t < 0 or chain[NEED, k] >= 0 or chain[NN, k] < 0:
@@ -389,7 +397,7 @@ def _nearest(t, rows, ids, slots, col_size, log, counters):
     s = ids[SLOT, t]
     row = rows[s]
     _sync(s, row, slots, log, counters)
-    slots[STAMP, s] = counters[CLOCK]
+    slots[PRIORITY, s] = counters[FLOOR] + ids[SIZE, t]
     own = ids[COL, t]
     st = col_size[own]
     best = np.inf
@@ -432,7 +440,7 @@ def _merge(t, u, h, rows, ids, slots, col_size, log, counters, kept, absorbed, h
     log[1, e] = away
     counters[LOG_LEN] = e + 1
     slots[SYNCED, sk] = e + 1  # the entry only touches its own column, never read
-    slots[STAMP, sk] = counters[CLOCK]
+    slots[PRIORITY, sk] = counters[FLOOR] + ids[SIZE, keep] + ids[SIZE, gone]
     col_size[into] += col_size[away]
     _free(gone, ids, slots, col_size, counters)
     p = ids[HEAD, gone]
@@ -458,7 +466,7 @@ def _free(c, ids, slots, col_size, counters):
     s = ids[SLOT, c]
     if s >= 0:
         slots[SLOT_NAME, s] = -1
-        slots[STAMP, s] = -2  # reused before never-used slots: its pages are resident
+        slots[PRIORITY, s] = -2  # reused before never-used slots: its pages are resident
         ids[SLOT, c] = -1
     col = ids[COL, c]
     ids[COL_NAME, col] = -1
