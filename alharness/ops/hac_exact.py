@@ -21,6 +21,7 @@ __all__ = ["ExactMerges", "exact_average_linkage", "exact_merges"]
 
 NEAR_DUPLICATE = 1e-4  # below this fraction of ‖a‖² + ‖b‖², distances come from a − b
 TIE = 1e-12  # relative slack within which a chain top prefers the cluster below it
+TRANSPOSE_COST = 500  # reading a cached row's entry ≈ this many multiply-adds (a miss)
 PARALLEL_MIN = 1 << 26  # multiply-adds in a pass below which it runs on one thread
 MAX_QUERIES_PER_POINT = 50  # a run takes about 3 per merge; far more means a livelock
 Progress = Callable[[int, int], None]
@@ -48,7 +49,7 @@ class ExactMerges(Merges):
 
 
 def exact_merges(x: np.ndarray, max_height: float = np.inf, *, cache_mb: float = 2048,
-                 chains: int = 32, block_rows: int = 256,
+                 chains: int = 128, block_rows: int = 256,
                  progress: bool | Progress = False) -> ExactMerges:
     """The average-linkage dendrogram of the rows of ``x`` (n, d), as `Merges`.
 
@@ -101,7 +102,7 @@ def exact_merges(x: np.ndarray, max_height: float = np.inf, *, cache_mb: float =
 def exact_average_linkage(x: np.ndarray, epsilon: float | None = None,
                           target_cluster_size: float | None = None, *,
                           progress: bool | Progress = False, cache_mb: float = 2048,
-                          chains: int = 32, block_rows: int = 256) -> tuple[np.ndarray, float]:
+                          chains: int = 128, block_rows: int = 256) -> tuple[np.ndarray, float]:
     """Flat exact average-linkage clusters of the rows of ``x``: ``(labels, epsilon used)``.
 
     The semantics of the graph backend's `alharness.ops.hac.average_linkage`: give
@@ -156,8 +157,9 @@ class _State:
 
     def __init__(self, x: np.ndarray, chains: int, cache_mb: float):
         n = self.n = x.shape[0]
-        points = np.asarray(x, dtype=np.float64)
-        self.points = np.ascontiguousarray(points - points.mean(axis=0) if n else points)
+        self.points = np.array(x, dtype=np.float64, order="C")  # a copy, centred in place:
+        if n:  # ‖a‖² + ‖b‖² − 2a·b cancels less near the origin
+            self.points -= self.points.mean(axis=0)
         self.sq_norms = np.einsum("ij,ij->i", self.points, self.points)
         ids = np.arange(n + 1, dtype=np.int64)
         self.ids = np.empty((12, n + 1), dtype=np.int64)
@@ -183,7 +185,16 @@ class _State:
         self.kept = np.empty(max(n - 1, 0), dtype=np.int64)
         self.absorbed = np.empty(max(n - 1, 0), dtype=np.int64)
         self.height = np.empty(max(n - 1, 0))
+        self._buffers: dict[str, np.ndarray] = {}
         self._view()
+
+    def _scratch(self, name: str, rows: int, cols: int) -> np.ndarray:
+        """A reused float64 buffer of that shape: a fresh large array would cost page
+        faults on every pass."""
+        buffer = self._buffers.get(name)
+        if buffer is None or len(buffer) < rows * cols:
+            buffer = self._buffers[name] = np.empty(rows * cols)
+        return buffer[:rows * cols].reshape(rows, cols)
 
     def _view(self) -> None:
         slots, width = int(self.counters[N_SLOTS]), int(self.counters[WIDTH])
@@ -198,8 +209,11 @@ class _State:
             self._view()
 
     def fill_rows(self, names: np.ndarray, block_rows: int) -> None:
-        """Compute the rows of clusters ``names`` from their points, in one pass of
-        matrix products over the data, into least-recently-used slots."""
+        """Compute the rows of clusters ``names`` into slots (`_take_slots`), in one pass
+        of matrix products over the data. A cluster C whose row is cached already holds
+        the sum of distances to each of them (its own row, at their column), so when
+        enough of the pool is in cached clusters, only the distances to the rest are
+        computed: that halves the flops of a run whose cache holds most rows."""
         tops = self.chain[TOP][self.chain[TOP] >= 0]
         protect = np.concatenate([tops, self.ids[BELOW][tops], names])
         slots = _take_slots(self.ids, self.slots, names, protect[protect >= 0],
@@ -207,16 +221,27 @@ class _State:
         points, first = _members(names, self.ids)
         self.counters[PASSES] += 1
         self.counters[POINT_ROWS] += len(points)
-        column = self.ids[COL][self.ids[LABEL, :self.n]]  # of each point; -1: settled
+        n, d = self.points.shape
         self.rows[slots] = 0.0
-        with _threads(len(points) * self.n * self.points.shape[1]):
+        others, cached = _uncached_points(names, self.rows, self.ids, self.slots, self.log,
+                                          self.counters)
+        if len(others) < n and (n - len(others)) * d > TRANSPOSE_COST * cached:
+            _transpose_cached(names, slots, self.rows, self.ids, self.slots, self.counters)
+            targets = np.take(self.points, others, axis=0,
+                              out=self._scratch("targets", len(others), d))
+            target_sq = self.sq_norms[others]
+        else:  # little is cached: every distance from the points
+            others, targets, target_sq = np.arange(n), self.points, self.sq_norms
+        column = self.ids[COL][self.ids[LABEL][others]]  # -1: settled
+        with _threads(len(points) * len(others) * d):
             for start in range(0, len(points), block_rows):
                 chunk = points[start:start + block_rows]
-                dots = self.points[chunk] @ self.points.T
+                dots = np.matmul(self.points[chunk], targets.T,
+                                 out=self._scratch("dots", len(chunk), len(others)))
                 # requests (slices of ``chunk``) whose points lie in this chunk
                 cuts = np.clip(first - start, 0, len(chunk))
-                _add_distances(dots, chunk, cuts, slots, column, self.points, self.sq_norms,
-                               self.rows)
+                _add_distances(dots, chunk, cuts, slots, self.points, self.sq_norms,
+                               targets, target_sq, column, self.rows)
         self.slots[SYNCED, slots] = self.counters[LOG_LEN]
 
 
@@ -243,27 +268,69 @@ def _blas_controller() -> ThreadpoolController:
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _add_distances(dots, chunk, cuts, slots_of, column, points, sq_norms, rows):
-    """Add ‖x_p − x_j‖, for each point p of ``chunk`` and every point j, into the row of
-    p's cluster at j's column. Cluster r owns chunk[cuts[r]:cuts[r + 1]]; the clusters
-    run in parallel, each into its own row."""
-    n = points.shape[0]
+def _add_distances(dots, chunk, cuts, slots_of, points, sq_norms, targets, target_sq,
+                   column, rows):
+    """Add ‖x_p − y_j‖, for each point p of ``chunk`` and every target y_j, into the row
+    of p's cluster at y_j's column. Cluster r owns chunk[cuts[r]:cuts[r + 1]]; the
+    clusters run in parallel, each into its own row."""
     for r in prange(len(slots_of)):
         row = rows[slots_of[r]]
         for i in range(cuts[r], cuts[r + 1]):
             p = chunk[i]
-            for j in range(n):
+            for j in range(len(targets)):
                 c = column[j]
                 if c < 0:
                     continue
-                scale = sq_norms[p] + sq_norms[j]
+                scale = sq_norms[p] + target_sq[j]
                 d2 = scale - 2.0 * dots[i, j]
                 if d2 < NEAR_DUPLICATE * scale:  # cancellation: use the difference
                     d2 = 0.0
                     for t in range(points.shape[1]):
-                        diff = points[p, t] - points[j, t]
+                        diff = points[p, t] - targets[j, t]
                         d2 += diff * diff
                 row[c] += np.sqrt(max(d2, 0.0))
+
+
+@njit(cache=True, error_model="numpy")
+def _uncached_points(names, rows, ids, slots, log, counters):
+    """Bring every cached row up to date; return the points whose cluster has no cached
+    row or is among ``names`` (their distances must be computed), and how many cached
+    rows there are."""
+    n = ids.shape[1] - 1
+    wanted = np.zeros(n + 1, dtype=np.bool_)
+    wanted[n] = True  # settled: skipped later anyway
+    for c in names:
+        wanted[c] = True
+    cached = 0
+    for s in range(counters[N_SLOTS]):
+        c = slots[SLOT_NAME, s]
+        if c >= 0 and not wanted[c]:
+            _sync(s, rows[s], slots, log, counters)
+            cached += 1
+    count = 0
+    out = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        c = ids[LABEL, j]
+        if wanted[c] or ids[SLOT, c] < 0:
+            out[count] = j
+            count += 1
+    return out[:count], cached
+
+
+@njit(cache=True, error_model="numpy")
+def _transpose_cached(names, slots_of, rows, ids, slots, counters):
+    """Row of each cluster X of ``names``, at the column of every cached cluster C (not
+    in ``names``): the sum of their distances, read from C's row at X's column."""
+    wanted = np.zeros(ids.shape[1], dtype=np.bool_)
+    for c in names:
+        wanted[c] = True
+    for s in range(counters[N_SLOTS]):
+        c = slots[SLOT_NAME, s]
+        if c < 0 or wanted[c]:
+            continue
+        into = ids[COL, c]
+        for r in range(len(names)):
+            rows[slots_of[r], into] = rows[s, ids[COL, names[r]]]
 
 
 @njit(cache=True, error_model="numpy")
