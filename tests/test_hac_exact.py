@@ -130,9 +130,9 @@ def test_tied_linkages_give_a_valid_greedy_dendrogram():
     """Many equal linkages: several dendrograms are valid (SciPy's depends on the input
     order) and they cut differently, so ours — whole, or stopped at ε — must be one of
     them, whatever the chains and cache."""
-    for seed in range(20):
+    for seed in range(12):
         rng = np.random.default_rng(seed)
-        n = int(rng.integers(3, 25))
+        n = int(rng.integers(3, 21))
         x = rng.integers(0, 4, size=(n, int(rng.integers(1, 3)))).astype(float)
         for options in ({}, {"chains": 1, "cache_mb": 0}, {"chains": 2}):
             merges = exact_merges(x, **options)
