@@ -9,7 +9,8 @@ The pool is an overlapping mixture of anisotropic Gaussians of log-uniform width
 decaying spectrum (continuous, varying density, not separated blobs), or the first array
 of ``--npz``'s file (its first ``--n`` rows). Each row (n, dim, backend) runs in a fresh
 subprocess, so ``peak_rss_mb`` is that row's own peak (the float32 pool included).
-``seconds`` is the dendrogram; ``ari_vs_scipy`` compares the flat clusters at mean size
+``seconds`` is the dendrogram (wall clock; ``cpu_s``: CPU time of all threads, which a
+shared machine inflates less); ``ari_vs_scipy`` compares the flat clusters at mean size
 ``--target`` (each backend's own ε for it: the same cluster count) with SciPy's, when
 SciPy ran on that pool. The dense backends (SciPy ``linkage(method="average")``,
 fastcluster, scikit-learn ``AgglomerativeClustering``) hold the 8·n²/2-byte condensed
@@ -30,7 +31,8 @@ import time
 from pathlib import Path
 
 BACKENDS = ("ours", "scipy", "fastcluster", "sklearn")
-COLUMNS = ("n", "dim", "backend", "seconds", "peak_rss_mb", "ari_vs_scipy", "clusters", "rows/n")
+COLUMNS = ("n", "dim", "backend", "seconds", "cpu_s", "peak_rss_mb", "ari_vs_scipy", "clusters",
+           "rows/n")
 
 
 def mixture(n: int, dim: int, seed: int = 0, components: int = 30):
@@ -71,7 +73,7 @@ def run_one(args: argparse.Namespace) -> dict:
 
     x = load_pool(args)
     n = len(x)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     rows = None
     if args.backend == "ours":
         from alharness.ops.hac_exact import exact_merges
@@ -91,14 +93,20 @@ def run_one(args: argparse.Namespace) -> dict:
         model = AgglomerativeClustering(n_clusters=max(1, int(n // args.target)),
                                         linkage="average").fit(x)
         labels = model.labels_
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     if args.backend != "sklearn":
         labels = cut(merges, threshold_for_mean_size(merges, args.target))
     np.save(args.labels_out, labels)
     return {"n": n, "dim": x.shape[1], "backend": args.backend, "seconds": round(seconds, 2),
+            "cpu_s": round(cpu, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "clusters": int(len(np.unique(labels))),
             "rows/n": None if rows is None else round(rows, 2)}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _from_linkage_matrix(z, n: int, merges_type):

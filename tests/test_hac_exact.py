@@ -31,7 +31,8 @@ def varying_density_pool(seed: int, n: int, d: int) -> np.ndarray:
 
 # (pool, seed, n, d, options): the cache/chain options force rows to be evicted and
 # recomputed (cache_mb=0 keeps only the minimum), chains to collide and give way
-# (many chains on few points) or a single classic chain.
+# (many chains on few points) or a single classic chain; block_rows splits clusters
+# over several matrix products.
 CASES = [
     (gaussian_pool, 0, 20, 2, {}),
     (gaussian_pool, 1, 57, 1, {"chains": 1}),
@@ -41,6 +42,9 @@ CASES = [
     (varying_density_pool, 5, 150, 3, {"cache_mb": 0, "chains": 1}),
     (varying_density_pool, 6, 500, 10, {}),
     (varying_density_pool, 7, 400, 32, {"cache_mb": 0, "chains": 8}),
+    # many dimensions: rows mostly read from cached rows, distances only to the rest
+    (varying_density_pool, 8, 300, 400, {"cache_mb": 0, "chains": 16}),
+    (gaussian_pool, 9, 400, 256, {"chains": 8}),
 ]
 
 
