@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -145,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from sklearn.metrics import adjusted_rand_score
 
+    from alharness.bench import RowError, run_row
+
     dims = [None] if args.npz else args.dim
     failed = 0
     if not args.json:
@@ -165,13 +166,12 @@ def main(argv: list[str] | None = None) -> int:
                            "--seed", str(args.seed), "--labels-out", str(out)]
                     if args.npz:
                         cmd += ["--npz", args.npz]
-                    proc = subprocess.run(cmd, capture_output=True, text=True)
-                    if proc.returncode != 0:
+                    try:
+                        row = run_row(cmd)
+                    except RowError as error:
                         failed += 1
-                        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-                        print(f"{n:>12} {dim!s:>12} {backend:>12}  FAILED: {last}", flush=True)
+                        print(f"{n:>12} {dim!s:>12} {backend:>12}  FAILED: {error}", flush=True)
                         continue
-                    row = json.loads(proc.stdout.strip().splitlines()[-1])
                     labels = np.load(out)
                     if backend == "scipy":
                         scipy_labels = labels

@@ -177,6 +177,8 @@ def test_bad_input_and_arguments_are_refused():
         exact_merges(x)
     with pytest.raises(ValueError, match="2-d"):
         exact_merges(np.zeros(5))
+    with pytest.raises(ValueError, match="chains"):
+        exact_merges(np.zeros((5, 2)), chains=0)
 
 
 def test_progress_reports_settled_merges_up_to_n_minus_one():

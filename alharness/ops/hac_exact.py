@@ -140,6 +140,9 @@ def exact_merges(x: np.ndarray, max_height: float = np.inf, *, cache_mb: float =
         raise ValueError(f"exact HAC needs a 2-d array of points, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("exact HAC: the points contain NaN or inf; drop or impute them first")
+    if chains < 1 or block_rows < 1:
+        raise ValueError(f"exact HAC needs chains ≥ 1 and block_rows ≥ 1, got {chains} and "
+                         f"{block_rows}")
     state = _State(x, chains, cache_mb)
     n = state.n
     report = _progress_reporter(progress, max(n - 1, 0))
