@@ -44,21 +44,22 @@ no row was recomputed) + O(n²) for the nearest-neighbour queries (about three p
 each a pass over the live columns). Memory: the pool as centred float64 (8·n·d bytes)
 plus one gathered copy of at most that size, O(n) integers, products of block_rows·n
 float64, and the row cache: at most ``cache_mb`` (at least 3·chains + 4 rows of 8·n
-bytes), touched only as rows are used: 0.5 GB at 10,000 points, 1.6 GB at 20,000;
+bytes), touched only as rows are used: 0.5 GB at 10,000 points, 1.0 GB at 20,000 (×512);
 from ~40,000 points 2 GB is full and evicted rows are recomputed (rows/n 1.07 at 40,000,
-1.4 at 50,000 × 512). Measured with ``scripts/bench_hac_exact.py`` on 2 shared cores
-(load 5–7, niced; varying-density mixtures; wall / CPU seconds, peak RSS): d = 512:
-10,000 points 18 s / 8.5 s; 20,000 24 s / 31 s; 40,000 146 s / 83 s, 2.8 GB; 50,000
-269 s / 155 s, 2.9 GB. SciPy needs 45 s at 10,000 and 101 s / 3.2 GB at 20,000,
-fastcluster 124 s, scikit-learn 233 s; at 20,000 × 50 ours 31 s, SciPy 132 s,
-fastcluster 35 s. Adjusted Rand index against SciPy's clusters 1.0 in every row.
+1.4 at 50,000; a 4 GB cache brings 50,000 back to 1.0 and 35 % less CPU). Measured with
+``scripts/bench_hac_exact.py`` on 2 shared cores (load 4–7, niced; varying-density
+mixtures; wall / CPU seconds, peak RSS), d = 512: 10,000 points 18 s / 8.5 s; 20,000
+39 s / 25 s, 1.0 GB; 40,000 86 s / 83 s, 2.8 GB; 50,000 216 s / 142 s, 2.9 GB (4 GB
+cache: 134 s / 128 s, 4.4 GB). SciPy takes 45 s at 10,000 and 101 s / 3.2 GB at 20,000,
+fastcluster 124 s, scikit-learn 233 s; at 20,000 × 50 ours 23 s, SciPy 132 s,
+fastcluster 35 s. Adjusted Rand index against SciPy's clusters: 1.0 in every row.
 
 **Precision.** Where ‖a‖² + ‖b‖² − 2a·b is below 10⁻⁴·(‖a‖² + ‖b‖²) (near-duplicates,
 where the subtraction cancels) the distance is recomputed from the difference a − b,
 so exact duplicates are at 0 and merge at height 0 as in SciPy; elsewhere the relative
 error is ≲ 10⁻¹¹. Heights agree with SciPy's to ~10⁻¹³ relative, so a cut between two
 distinct merge heights is SciPy's (tested), while a cut *exactly at* a height depends on
-the last bit of that height, as it does between SciPy and fastcluster.
+the last bit of that height, as between any two codes that sum in another order.
 
 **Ties.** When several pairs share the smallest linkage there are several valid
 dendrograms, and they cut differently (SciPy's own answer depends on the input order).
