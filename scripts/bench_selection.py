@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -116,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         args.strategy, args.n = args.strategy[0], args.n[0]
         print(json.dumps(run_one(args)))
         return 0
+    from alharness.bench import RowError, run_row
+
     if args.strategy == ["all"]:
         from alharness.strategies import STRATEGIES
 
@@ -132,13 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     for strategy in args.strategy:
         for n in args.n:
             cmd = [sys.executable, __file__, *_replace(passthrough, strategy, n), "--worker"]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
+            try:
+                row = run_row(cmd)
+            except RowError as error:
                 failed += 1
-                last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-                print(f"{line([strategy, n])}  FAILED: {last}", flush=True)
+                print(f"{line([strategy, n])}  FAILED: {error}", flush=True)
                 continue
-            row = json.loads(proc.stdout.strip().splitlines()[-1])
             if args.json:
                 print(json.dumps(row), flush=True)
             else:
