@@ -35,7 +35,7 @@ def test_four_point_sweep_on_local_ray_then_the_report(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Started a local Ray instance" in proc.stderr
     assert "schema_matching" not in proc.stderr
-    assert "sweep summary: 4 runs" in proc.stdout
+    assert "sweep summary: 4 of 4 points ran" in proc.stdout
     rows = pd.concat([pd.read_csv(f) for f in results.rglob("rows.csv")], ignore_index=True)
     assert sorted(rows["strategy"].unique()) == sorted(STRATEGIES)
     assert rows.groupby("strategy")["cycle"].apply(list).map(sorted).tolist() == [[0, 1]] * 4
