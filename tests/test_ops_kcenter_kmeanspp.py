@@ -8,8 +8,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from alharness.ops import equal_rows as equal_rows_module
 from alharness.ops import kcenter as kcenter_module
 from alharness.ops import kmeans_pp as kmeans_pp_module
+from alharness.ops.equal_rows import equal_row_groups
 from alharness.ops.kcenter import kcenter_greedy
 from alharness.ops.kmeans_pp import kmeans_pp
 from alharness.ops.mindist import FactorisedPoints, NearestCentre, min_sq_dists, sq_dists
@@ -142,3 +144,41 @@ def test_kernels_never_build_pool_by_centres_matrices():
     finally:
         tracemalloc.stop()
     assert peak_kcenter < 150e6 and peak_kmeans < 80e6, (peak_kcenter, peak_kmeans)
+
+
+# --- exact copies (CoreSet) ---------------------------------------------------------
+
+def test_equal_row_groups_is_exact_equality_across_arrays(monkeypatch):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(30, 5)).astype(np.float32)
+    a[10:15] = a[:5]
+    a[20] = -0.0
+    b = np.concatenate([a[:3], rng.normal(size=(2, 5)), np.zeros((1, 5))]).astype(np.float32)
+    b[1, 2] = np.nextafter(b[1, 2], np.float32(9))  # one ulp away: not a copy
+
+    def check(ga, gb):
+        rows = np.concatenate([a, b])
+        groups = np.concatenate([ga, gb])
+        same = (rows[:, None] == rows[None]).all(-1)
+        np.testing.assert_array_equal(groups[:, None] == groups[None], same)
+
+    check(*equal_row_groups(a, b))
+    assert equal_row_groups(a, b)[1][5] == equal_row_groups(a, b)[0][20]  # −0.0 = 0.0
+    # Colliding hashes (forced here) fall back to an exact sort of the rows.
+    monkeypatch.setattr(equal_rows_module, "_row_keys", lambda rows: np.zeros(len(rows), np.uint64))
+    check(*equal_row_groups(a, b))
+
+
+def test_kcenter_on_exact_copies_ends_at_radius_exactly_zero_in_pool_order():
+    """Embeddings of norm ≈ 45: float32 puts copies 0.016–0.031 apart, so only the exact
+    copy test makes the radius 0 and hands the rest over in pool order."""
+    rng = np.random.default_rng(0)
+    base = (rng.normal(size=(50, 512)) * 2 + 1).astype(np.float32)
+    x = np.concatenate([base, base, base[:20]])  # points 50.. are copies of 0..
+    got = kcenter_greedy(x, 60, base[:5])  # pool points 0–4 (and 50–54) copy a centre
+    distinct = got.picks[:45]
+    assert sorted(x[distinct].tolist()) == sorted(base[5:].tolist())  # each once
+    assert np.all(got.radii[:45] > 1.0) and np.all(got.radii[45:] == 0.0)
+    taken = np.zeros(len(x), dtype=bool)
+    taken[distinct] = True
+    np.testing.assert_array_equal(got.picks[45:], np.flatnonzero(~taken)[:15])
