@@ -15,8 +15,8 @@ with SSE(uniform) averaged over ``--uniform-draws`` uniformly random picks of k 
 over the draws). ``seconds`` is wall time, ``cpu_seconds`` this process's CPU time (the
 better measure on a shared machine). Rows:
 
-- ``ours_kmeanspp``: `kmeans` with ``init=kmeanspp`` and at most ``--max-local-trials``
-  candidates per step (the harness default, 6);
+- ``ours_kmeanspp``: `kmeans_nearest` with ``init=kmeanspp`` and at most
+  ``--max-local-trials`` candidates per centre (the harness default, 8);
 - ``ours_kmeanspp_sklearn_trials``: the same with scikit-learn's 2 + ⌊ln k⌋ candidates;
 - ``ours_random``: `kmeans` with ``init=random`` (the harness before k-means++ seeding);
 - ``sklearn_kmeanspp``: scikit-learn ``KMeans(n_clusters=k)`` with its default
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=["ours_kmeanspp", "ours_kmeanspp_sklearn_trials", "ours_random",
                                  "sklearn_kmeanspp", "sklearn_random"])
     parser.add_argument("--iters", type=int, default=20, help="Lloyd iterations of ours")
-    parser.add_argument("--max-local-trials", type=int, default=6,
+    parser.add_argument("--max-local-trials", type=int, default=8,
                         help="ours_kmeanspp's cap on 2 + ln k (strategy.kmeans_max_local_trials)")
     parser.add_argument("--sklearn-n-init", type=int, default=1)
     parser.add_argument("--uniform-draws", type=int, default=5)

@@ -152,6 +152,11 @@ def _lloyd(x: np.ndarray, centres: np.ndarray, labels: np.ndarray, dist: np.ndar
     place to that assignment, so they always agree (scikit-learn's Lloyd ends the same
     way: a last assignment to the returned centres). An empty cluster gets the point
     farthest from its centre, as scikit-learn relocates empty clusters.
+
+    The assignment is exact but incremental (`_reassign`): a centre whose members did not
+    change does not move, so after the first iterations only a few centres need distances
+    (on bench_selection's ALFA-Mix candidates the label changes per iteration ran
+    ≈ 600, 10, 4, 0 of 22,310).
     """
     k = len(centres)
     centres = centres.copy()
@@ -159,14 +164,40 @@ def _lloyd(x: np.ndarray, centres: np.ndarray, labels: np.ndarray, dist: np.ndar
         counts = np.bincount(labels, minlength=k)
         members = sparse.csr_matrix((np.ones(len(x), np.float32), (labels, np.arange(len(x)))),
                                     shape=(k, len(x)))
+        previous = centres.copy()
         full = counts > 0
         centres[full] = (members @ x)[full] / counts[full, None]
         empty = np.flatnonzero(~full)
         if len(empty):
             centres[empty] = x[np.argsort(-dist, kind="stable")[: len(empty)]]
-        new_labels, new_dist = assign(x, centres, backend)
-        changed = not np.array_equal(new_labels, labels)
-        labels[:], dist[:] = new_labels, new_dist
-        if not changed:
+        moved = (centres != previous).any(axis=1)
+        if not _reassign(x, centres, moved, labels, dist, backend):
             break
     return centres
+
+
+def _reassign(x: np.ndarray, centres: np.ndarray, moved: np.ndarray, labels: np.ndarray,
+              dist: np.ndarray, backend: str) -> bool:
+    """Update the assignment (``labels``, ``dist``, in place) after the centres ``moved``
+    changed; return whether any label changed.
+
+    A point whose own centre did not move keeps its distance, so only the moved centres
+    can take it; a point whose centre moved is searched against every centre. Exact up
+    to ties, which may resolve differently from a full pass."""
+    own_moved = moved[labels]
+    changed = False
+    if own_moved.any():
+        rows = np.flatnonzero(own_moved)
+        new_labels, new_dist = assign(x[rows], centres, backend)
+        changed = bool((new_labels != labels[rows]).any())
+        labels[rows], dist[rows] = new_labels, new_dist
+    ids = np.flatnonzero(moved)
+    rest = np.flatnonzero(~own_moved)
+    if len(ids) and len(rest):
+        near, near_dist = assign(x[rest], centres[ids], backend)
+        better = near_dist < dist[rest]
+        if better.any():
+            changed = True
+            labels[rest[better]] = ids[near[better]]
+            dist[rest[better]] = near_dist[better]
+    return changed
