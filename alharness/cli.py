@@ -134,6 +134,7 @@ def _sweep(composer: Composer, overrides: list[str]) -> int:
             _error(f"{message} [sweep point{'s' * (len(where) > 1)}: {'; '.join(where)}]"
                    if len(invalid) > 1 else f"{message} [every sweep point]")
         return 2
+    composer.check_sweep_base(overrides)
     returns = composer.hydra.multirun(composer.config_name, sweep_job,
                                       [*overrides, "hydra.mode=MULTIRUN"])
     outcomes = [r.return_value for r in job_returns(returns)]

@@ -69,30 +69,10 @@ def mixture(n: int, dim: int, seed: int, components: int = 40) -> np.ndarray:
     return x[rng.permutation(n)]
 
 
-def augmented_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 64) float32 pixels in [0, 1] of randomly transformed digits, and their labels."""
-    from scipy.ndimage import affine_transform
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    rng = np.random.default_rng(seed)
-    source = rng.integers(len(bunch.target), size=n)
-    angle = np.deg2rad(rng.uniform(-15, 15, n))
-    zoom = rng.uniform(0.9, 1.1, n)
-    shift = rng.uniform(-1, 1, (n, 2))
-    out = np.empty((n, 64), dtype=np.float32)
-    centre = np.array([3.5, 3.5])
-    for i in range(n):
-        c, s = np.cos(angle[i]) / zoom[i], np.sin(angle[i]) / zoom[i]
-        matrix = np.array([[c, -s], [s, c]])
-        offset = centre - matrix @ (centre + shift[i])
-        image = affine_transform(bunch.images[source[i]] / 16.0, matrix, offset, order=1)
-        out[i] = image.ravel()
-    return out, bunch.target[source]
-
-
 def digits_pca(n: int, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
+
+    from alharness.data.augmented_digits import augmented_digits
 
     pixels, _ = augmented_digits(n, seed)
     return PCA(50, random_state=seed).fit_transform(pixels).astype(np.float32)
@@ -103,6 +83,7 @@ def digits_mlp(n: int, seed: int, epochs: int) -> np.ndarray:
     training on the augmented digits themselves."""
     import torch
 
+    from alharness.data.augmented_digits import augmented_digits
     from alharness.models.mlp import MLP
 
     pixels, labels = augmented_digits(n, seed)

@@ -107,6 +107,9 @@ BAD_INPUTS = [
     (["-m", "dataset=digits,nope"], "dataset: unknown option 'nope'"),
     (["-m", "strategy=margin,entropy", "seeds=abc"], "seeds: wrong type (got 'abc'; expected a "
                                                       "non-empty list of integers ≥ 0) [every sweep point]"),
+    (["-m", "+experiment=alfa_mix/mnist,alfa_mix/svhn", "dataset.image_size=16"],
+     "dataset.image_size: unknown key (got 16); Hydra composes a sweep once without its swept "
+     "values, so pass a key that only some swept choices have as ++dataset.image_size="),
     (["-m", "hydra.sweep.dir=/proc/alharness-sweep", "trainer.lr=0.1,0.2"],
      "hydra.sweep.dir: not writable"),
 ]

@@ -93,6 +93,24 @@ class Composer:
         except (HydraException, OmegaConfBaseException) as exc:
             raise self.explain(exc, overrides) from None
 
+    def check_sweep_base(self, overrides: Sequence[str]) -> None:
+        """Hydra's sweeper composes the config once *without* the swept values before any
+        job runs, so a key that only some swept choices have (``dataset.image_size``
+        with ``+experiment=alfa_mix/mnist,...`` over the default digits) fails there even
+        though every point composes. Raise that as one line with the way out (``++key``:
+        set it where it exists, add it where it does not; each point is still checked)."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.hydra.compose_config(self.config_name, list(overrides),
+                                          run_mode=RunMode.MULTIRUN, with_log_configuration=False)
+        except (HydraException, OmegaConfBaseException) as exc:
+            error = self.explain(exc, overrides)
+            key = re.match(r"Could not override '(.+?)'", str(exc))
+            hint = (f"; Hydra composes a sweep once without its swept values, so pass a key that "
+                    f"only some swept choices have as ++{key.group(1)}=..." if key else "")
+            raise ConfigError(f"{error}{hint}") from None
+
     def options(self, group: str) -> list[str]:
         """Every option of a config group, nested groups as ``sub/option``."""
         loader = self.hydra.config_loader
