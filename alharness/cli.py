@@ -112,8 +112,18 @@ def _run(composer: Composer, overrides: list[str]) -> int:
 
     experiment = Experiment.from_config(cfg)
     plans = experiment.plan()
-    composer.hydra.run(composer.config_name, lambda _cfg: execute(experiment, plans),
-                       [*overrides, "hydra.mode=RUN"])
+
+    def job(_cfg: DictConfig) -> HarnessError | None:
+        try:  # returned, not raised: Hydra would print its own line before ours
+            execute(experiment, plans)
+        except HarnessError as exc:
+            return exc
+        return None
+
+    failure = composer.hydra.run(composer.config_name, job,
+                                 [*overrides, "hydra.mode=RUN"]).return_value
+    if failure is not None:
+        raise failure
     return 0
 
 

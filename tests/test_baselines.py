@@ -72,12 +72,14 @@ def test_bald_refuses_samples_without_dropout_and_too_few_passes():
         build_strategy({"name": "bald", "passes": 1})
 
 
-def test_bald_in_the_runner_refuses_a_backbone_without_dropout(make_config):
+def test_bald_in_the_runner_refuses_a_backbone_without_dropout(make_config, tmp_path):
+    """Before any training (not at the first selection): nothing is written."""
     cfg = make_config(["strategy=bald", "backbone.dropout=0", "budget.cycles=1",
                        "trainer.epochs=1"])
-    with pytest.raises(SelectionError, match="dropout") as err:
+    with pytest.raises(ConfigError, match="backbone.dropout: bald samples MC dropout") as err:
         run_experiment(cfg)
     assert "\n" not in str(err.value)
+    assert not (tmp_path / "results").exists()
 
 
 # --- CoreSet ------------------------------------------------------------------------

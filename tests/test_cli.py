@@ -107,6 +107,8 @@ BAD_INPUTS = [
     (["-m", "dataset=digits,nope"], "dataset: unknown option 'nope'"),
     (["-m", "strategy=margin,entropy", "seeds=abc"], "seeds: wrong type (got 'abc'; expected a "
                                                       "non-empty list of integers ≥ 0) [every sweep point]"),
+    (["strategy=bald", "backbone.dropout=0"],
+     "backbone.dropout: bald samples MC dropout, so the backbone needs dropout > 0 (got 0"),
     (["-m", "+experiment=alfa_mix/mnist,alfa_mix/svhn", "dataset.image_size=16"],
      "dataset.image_size: unknown key (got 16); Hydra composes a sweep once without its swept "
      "values, so pass a key that only some swept choices have as ++dataset.image_size="),

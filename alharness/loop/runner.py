@@ -28,10 +28,11 @@ import torch
 from tqdm.auto import tqdm
 
 import alharness
+from alharness.config.messages import contract
 from alharness.config.schema import RunConfig, validate_config
 from alharness.data import PoolData, load_dataset
 from alharness.data.initial import initial_labelled
-from alharness.errors import RunInterrupted
+from alharness.errors import ConfigError, RunInterrupted
 from alharness.loop.budget import Budget
 from alharness.loop.identity import identity_config, setting_hash, stable_hash
 from alharness.loop.launch import processes_to_start, start_processes, threads_per_process
@@ -41,6 +42,7 @@ from alharness.loop.run_folder import LoopState
 from alharness.loop.summary import summary
 from alharness.models import build_backbone
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
+from alharness.strategies.base import STRATEGIES
 from alharness.training import distributed
 from alharness.training.device import (
     derive_seed,
@@ -94,7 +96,8 @@ class Experiment:
         set_deterministic(device, options.deterministic)
         data = load_dataset(config.section("dataset"))
         config.budget.check_pool(data.pool_size)
-        build_backbone(config.section("backbone"), data.info)  # input-shape mismatch → ConfigError now
+        model = build_backbone(config.section("backbone"), data.info)  # shape mismatch → ConfigError now
+        _check_dropout(config.section("strategy"), config.section("backbone"), model)
         processes = processes_to_start({**config.values, "device": str(device)})
         threads = (threads_per_process(options.torch_threads, processes) if processes
                    else torch.get_num_threads())  # what each process that runs it will use
@@ -110,6 +113,17 @@ class Experiment:
         """What each seed's folder holds; refuses (one line) what cannot be trusted."""
         return [plan_seed(self.cfg, self.root, int(seed), self.budget.cycles)
                 for seed in self.cfg["seeds"]]
+
+
+def _check_dropout(strategy: Mapping[str, Any], backbone: Mapping[str, Any],
+                   model: torch.nn.Module) -> None:
+    """A strategy that samples MC dropout (BALD) on a backbone without dropout fails at its
+    first selection, after a cycle of training: refuse it before anything runs."""
+    needs = STRATEGIES.get(str(strategy["name"])).needs
+    if "mc_probs" in needs and not getattr(model, "has_active_dropout", lambda: True)():
+        raise ConfigError(contract(
+            "backbone.dropout", f"{strategy['name']} samples MC dropout, so the backbone needs "
+            "dropout > 0", backbone.get("dropout"), "a probability in (0, 1), e.g. 0.3"))
 
 
 def run_experiment(cfg: Mapping[str, Any] | RunConfig) -> pd.DataFrame:
