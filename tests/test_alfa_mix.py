@@ -279,14 +279,14 @@ def test_multilabel_and_bad_options_are_clear_errors():
         alfa().select(make_ctx(points, labelled, targets, task="multilabel"), 1)
     with pytest.raises(SelectionError, match="true labels"):
         alfa().select(make_ctx(points, labelled, None), 1)
-    with pytest.raises(ConfigError, match="candidate_selection"):
+    with pytest.raises(ConfigError, match="^strategy.candidate_selection: not a valid choice"):
         alfa(candidate_selection="kmeans")
-    with pytest.raises(ConfigError, match="alpha_cap"):
+    with pytest.raises(ConfigError, match=r"^strategy.alpha_cap: out of range \(got 0; "):
         alfa(alpha_cap=0)
-    with pytest.raises(ConfigError, match="kmeans_init"):
+    with pytest.raises(ConfigError, match="^strategy.kmeans_init: not a valid choice"):
         alfa(kmeans_init="k-means++")
     for trials in (0, 2.5, "6"):
-        with pytest.raises(ConfigError, match="kmeans_max_local_trials"):
+        with pytest.raises(ConfigError, match="^strategy.kmeans_max_local_trials: "):
             alfa(kmeans_max_local_trials=trials)
 
 

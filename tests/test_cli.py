@@ -47,7 +47,33 @@ BAD_INPUTS = [
     (["trainer.amp=maybe"], "trainer.amp: wrong type (got 'maybe'; expected true or false)"),
     (["strategy=cluster_margin", "strategy.epsilon=abc"], "strategy.epsilon: wrong type"),
     (["strategy=cluster_margin", "strategy.km=0.5"], "km must be ≥ 1"),
-    (["strategy=bald", "strategy.passes=1"], "at least 2 MC-dropout passes"),
+    (["strategy=bald", "strategy.passes=1"], "strategy.passes: out of range (got 1; expected an "
+                                             "integer ≥ 2)"),
+    (["strategy=alfa_mix", "strategy.alpha_cap=0"], "strategy.alpha_cap: out of range (got 0; "
+                                                    "expected a number > 0)"),
+    (["strategy=alfa_mix", "strategy.kmeans_init=foo"], "strategy.kmeans_init: not a valid choice "
+                                                        "(got 'foo'; expected one of kmeanspp, "
+                                                        "random)"),
+    (["strategy=alfa_mix", "strategy.candidate_selection=kmeans"],
+     "strategy.candidate_selection: not a valid choice (got 'kmeans'; expected one of clustering, "
+     "norm, symmetric_kl, uniform)"),
+    (["strategy=alfa_mix", "strategy.kmeans_max_local_trials=0"],
+     "strategy.kmeans_max_local_trials: out of range (got 0; expected an integer ≥ 1 or null)"),
+    (["strategy=alfa_mix", "strategy.chunk_size=0"], "strategy.chunk_size: out of range (got 0;"),
+    (["strategy=dfal", "strategy.overshoot=-1"], "strategy.overshoot: out of range (got -1; "
+                                                 "expected a number ≥ 0)"),
+    (["strategy=dfal", "strategy.candidates=1"], "strategy.candidates: out of range (got 1; "
+                                                 "expected an integer ≥ 2 or null)"),
+    (["strategy=lloss", "strategy.stop_grad_after=2"], "strategy.stop_grad_after: out of range "
+                                                       "(got 2; expected a number ≥ 0 and ≤ 1)"),
+    (["strategy=lloss", "strategy.taps=[]"], "strategy.taps: too few items (got []; expected a "
+                                             "non-empty list of strings or null)"),
+    (["strategy=coregcn", "strategy.dropout=1"], "strategy.dropout: out of range (got 1; expected "
+                                                 "a number ≥ 0 and < 1)"),
+    (["strategy=coregcn", "strategy.subset=0"], "strategy.subset: out of range (got 0; expected "
+                                                "an integer ≥ 1 or null)"),
+    (["strategy=margin", "strategy.multilabel_aggregate=max"],
+     "strategy.multilabel_aggregate: not a valid choice (got 'max'; expected one of min, mean)"),
     (["strategy=nope"], "strategy: unknown option 'nope' (expected one of alfa_mix, badge"),
     (["strategy=entropyy"], "did you mean entropy?"),
     (["+strategy.nope=1"], "strategy.nope: unknown key"),

@@ -125,8 +125,10 @@ def test_dfal_ranks_points_deepfool_cannot_flip_last():
 
 
 def test_dfal_rejects_bad_parameters_in_one_line():
-    for bad in ({"max_iter": 0}, {"overshoot": -1}, {"candidates": 1}, {"batch_size": 0}):
-        with pytest.raises(ConfigError, match="dfal"):
+    for bad in ({"max_iter": 0}, {"overshoot": -1}, {"candidates": 1}, {"batch_size": 0},
+                {"subset": 0}):
+        (key,) = bad
+        with pytest.raises(ConfigError, match=rf"^strategy\.{key}: out of range \(got"):
             build_strategy({"name": "dfal", **bad})
 
 

@@ -114,8 +114,8 @@ def test_contract_violations_are_caught():
 
 
 def test_unknown_names_and_parameters_are_config_errors():
-    with pytest.raises(ConfigError, match="valid names: .*margin"):
+    with pytest.raises(ConfigError, match="strategy.name: unknown strategy 'nope' .*margin"):
         build_strategy({"name": "nope"})
-    with pytest.raises(ConfigError, match="no parameter"):
+    with pytest.raises(ConfigError, match="strategy.km: unknown key"):
         build_strategy({"name": "margin", "km": 3})
     assert {"random", "margin", "entropy", "least_confidence"} <= set(STRATEGIES.names())

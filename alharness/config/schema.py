@@ -99,7 +99,7 @@ def validate_config(cfg: Mapping[str, Any] | RunConfig) -> RunConfig:
                        TrainerConfig(**values["trainer"]))
     from alharness.strategies import build_strategy
 
-    build_strategy(config.section("strategy"))  # the constructor's own range checks
+    build_strategy(config.section("strategy"))  # rules a hint cannot say (between parameters)
     return config
 
 

@@ -31,6 +31,7 @@ Choices, the same for both backends so they differ only in floating-point detail
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from scipy import sparse
@@ -43,7 +44,8 @@ except ImportError:  # pragma: no cover - faiss-cpu is a dependency; numpy is th
     faiss = None
 
 #: Initialisations of `kmeans`.
-INITS = ("kmeanspp", "random")
+KMeansInit = Literal["kmeanspp", "random"]
+INITS: tuple[str, ...] = get_args(KMeansInit)
 
 #: Rows per block in the numpy assignment, so distances take O(block · k) memory.
 _BLOCK_ELEMENTS = 1 << 24

@@ -44,19 +44,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alharness.errors import ConfigError, SelectionError
-from alharness.ops.kmeans import INITS, kmeans_nearest
+from alharness.bounds import Count, Positive, Size
+from alharness.errors import SelectionError
+from alharness.ops.kmeans import KMeansInit, kmeans_nearest
 from alharness.ops.topk import top_k
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
 
 #: Ablations of the candidate-selection step (paper Sec. 4, ablation study).
-CANDIDATE_SELECTIONS = ("clustering", "norm", "symmetric_kl", "uniform")
+CandidateSelection = Literal["clustering", "norm", "symmetric_kl", "uniform"]
 
 
 def alpha_caps(step: float) -> list[float]:
@@ -187,11 +188,12 @@ class AlfaMix(Strategy):
     """Candidates whose prediction flips under feature mixing, then k-means for diversity.
 
     Parameters (defaults and paper sections in ``configs/strategy/alfa_mix.yaml``):
-    ``alpha_cap`` step of the cap sweep; ``alpha_opt`` learn α by gradient steps instead
-    of the closed form; ``alpha_learning_rate``, ``alpha_learning_iters``,
-    ``alpha_clf_coef``, ``alpha_l2_coef`` that optimisation; ``candidate_selection`` one
-    of `CANDIDATE_SELECTIONS`; ``kmeans_init``, ``kmeans_max_local_trials``, ``kmeans_iters``,
-    ``kmeans_max_points_per_centroid`` the diversity step (`alharness.ops.kmeans`);
+    ``alpha_cap`` step of the cap sweep (0.2, the paper's closed-form setting);
+    ``alpha_opt`` learn α by gradient steps instead of the closed form;
+    ``alpha_learning_rate``, ``alpha_learning_iters``, ``alpha_clf_coef``, ``alpha_l2_coef``
+    that optimisation; ``candidate_selection`` one of `CandidateSelection`; ``kmeans_init``,
+    ``kmeans_max_local_trials``, ``kmeans_iters``, ``kmeans_max_points_per_centroid`` the
+    diversity step (`alharness.ops.kmeans`);
     ``chunk_size`` (point, anchor) mixes evaluated at once (memory).
 
     ``needs`` has no ``probs``: the pseudo-label ŷ is the argmax of ``head(z)`` recomputed
@@ -201,30 +203,14 @@ class AlfaMix(Strategy):
 
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings", "model"})
 
-    def __init__(self, alpha_cap: float = 0.2, alpha_opt: bool = False,
-                 alpha_learning_rate: float = 0.1, alpha_learning_iters: int = 5,
+    def __init__(self, alpha_cap: Positive = 0.2, alpha_opt: bool = False,
+                 alpha_learning_rate: float = 0.1, alpha_learning_iters: Count = 5,
                  alpha_clf_coef: float = 1.0, alpha_l2_coef: float = 0.01,
-                 candidate_selection: str = "clustering", kmeans_init: str = "kmeanspp",
-                 kmeans_max_local_trials: int | None = 8,
-                 kmeans_iters: int = 20,
-                 kmeans_max_points_per_centroid: int = 256, chunk_size: int = 4096) -> None:
-        if not alpha_cap > 0:
-            raise ConfigError(f"strategy.alpha_cap must be > 0 (paper: 0.2), got {alpha_cap}")
-        if candidate_selection not in CANDIDATE_SELECTIONS:
-            raise ConfigError(f"strategy.candidate_selection={candidate_selection!r}; use one "
-                              f"of {', '.join(CANDIDATE_SELECTIONS)}")
-        if kmeans_init not in INITS:
-            raise ConfigError(f"strategy.kmeans_init={kmeans_init!r}; use one of "
-                              f"{', '.join(INITS)} (kmeanspp is the official code's)")
-        if kmeans_max_local_trials is not None and not (
-                isinstance(kmeans_max_local_trials, int) and kmeans_max_local_trials >= 1):
-            raise ConfigError(f"strategy.kmeans_max_local_trials must be ≥ 1 or null (2 + ln k, "
-                              f"scikit-learn's), got {kmeans_max_local_trials}")
-        for key, value in (("alpha_learning_iters", alpha_learning_iters),
-                           ("kmeans_iters", kmeans_iters), ("chunk_size", chunk_size),
-                           ("kmeans_max_points_per_centroid", kmeans_max_points_per_centroid)):
-            if int(value) < 1:
-                raise ConfigError(f"strategy.{key} must be ≥ 1, got {value}")
+                 candidate_selection: CandidateSelection = "clustering",
+                 kmeans_init: KMeansInit = "kmeanspp",
+                 kmeans_max_local_trials: Size = 8,
+                 kmeans_iters: Count = 20,
+                 kmeans_max_points_per_centroid: Count = 256, chunk_size: Count = 4096) -> None:
         self.alpha_cap = float(alpha_cap)
         self.alpha_opt = bool(alpha_opt)
         self.alpha_learning_rate = float(alpha_learning_rate)

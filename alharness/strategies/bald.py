@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from alharness.errors import ConfigError, SelectionError
+from alharness.bounds import Several
+from alharness.errors import SelectionError
 from alharness.ops.topk import top_k
 from alharness.strategies import scores
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
@@ -48,10 +49,7 @@ class BALD(Strategy):
 
     needs: ClassVar[frozenset[str]] = frozenset({"mc_probs"})
 
-    def __init__(self, passes: int = 10) -> None:
-        if int(passes) < 2:
-            raise ConfigError(f"strategy.passes={passes}: BALD needs at least 2 MC-dropout "
-                              "passes to measure disagreement (10 is usual)")
+    def __init__(self, passes: Several = 10) -> None:
         self.passes = int(passes)
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from alharness.errors import ConfigError, SelectionError
+from alharness.errors import SelectionError
 from alharness.plugins import STRATEGIES_GROUP
 from alharness.registry import Registry
 
@@ -233,19 +233,13 @@ def register_strategy(name: str):
 
 
 def build_strategy(cfg: Mapping[str, Any]) -> Strategy:
-    """Instantiate from a config mapping ``{"name": ..., **params}``."""
-    params = dict(cfg)
-    name = params.pop("name", None)
-    if name is None:
-        raise ConfigError("the strategy config has no `name`; pick one with strategy=<name>")
-    cls = STRATEGIES.get(name)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ConfigError(
-            f"strategy {name!r} has no parameter(s) {unknown}; valid: {accepted or 'none'}"
-        )
-    return cls(**params)
+    """Instantiate from a config mapping ``{"name": ..., **params}``, checked against the
+    constructor's type hints first (`alharness.config.components`), as a run's config is:
+    a bad value is the same one-line `ConfigError` from Python as from ``run.py``."""
+    from alharness.config.components import check_component
+
+    params = check_component("strategy", cfg)
+    return STRATEGIES.get(params.pop("name"))(**params)
 
 
 def validate_picks(picks: np.ndarray, ctx: SelectionContext, budget: int, name: str) -> np.ndarray:

@@ -42,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alharness.errors import ConfigError
+from alharness.bounds import Count, Dropout, NonNegativeNumber, Positive, Size
 from alharness.ops.kcenter import kcenter_greedy
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
-from alharness.strategies.subset import check_subset, unlabelled_subset
+from alharness.strategies.subset import unlabelled_subset
 
 
 class Affinity:
@@ -133,13 +133,10 @@ class CoreGCN(Strategy):
 
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})
 
-    def __init__(self, subset: int | None = 10_000, hidden: int = 128, dropout: float = 0.3,
-                 unlabelled_weight: float = 1.2, epochs: int = 200, lr: float = 1e-3,
-                 weight_decay: float = 5e-4) -> None:
-        if int(hidden) < 1 or int(epochs) < 1 or not 0 <= float(dropout) < 1:
-            raise ConfigError(f"coregcn: hidden={hidden} and epochs={epochs} must be ≥ 1, "
-                              f"dropout={dropout} in [0, 1)")
-        self.subset = check_subset(subset, "coregcn")
+    def __init__(self, subset: Size = 10_000, hidden: Count = 128, dropout: Dropout = 0.3,
+                 unlabelled_weight: NonNegativeNumber = 1.2, epochs: Count = 200,
+                 lr: Positive = 1e-3, weight_decay: NonNegativeNumber = 5e-4) -> None:
+        self.subset = subset
         self.hidden = int(hidden)
         self.dropout = float(dropout)
         self.unlabelled_weight = float(unlabelled_weight)

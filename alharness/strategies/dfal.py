@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from alharness.bounds import Count, NonNegativeNumber, Several, Size
 from alharness.errors import ConfigError
 from alharness.ops.topk import top_k
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
-from alharness.strategies.subset import check_subset, unlabelled_subset
+from alharness.strategies.subset import unlabelled_subset
 
 #: DeepFool's reference code adds this to every step's length "for numerical stability".
 STEP_SLACK = 1e-4
@@ -123,18 +124,14 @@ class DFAL(Strategy):
 
     needs: ClassVar[frozenset[str]] = frozenset({"model", "inputs"})
 
-    def __init__(self, max_iter: int = 50, overshoot: float = 0.02, candidates: int | None = 10,
-                 batch_size: int | None = None, subset: int | None = None) -> None:
-        if int(max_iter) < 1 or float(overshoot) < 0 or (candidates is not None and int(candidates) < 2):
-            raise ConfigError(f"dfal: max_iter={max_iter} must be ≥ 1, overshoot={overshoot} "
-                              f"≥ 0 and candidates={candidates} ≥ 2 (or null for all classes)")
-        if batch_size is not None and int(batch_size) < 1:
-            raise ConfigError(f"dfal: batch_size={batch_size} must be ≥ 1 or null")
+    def __init__(self, max_iter: Count = 50, overshoot: NonNegativeNumber = 0.02,
+                 candidates: Several | None = 10, batch_size: Size = None,
+                 subset: Size = None) -> None:
         self.max_iter = int(max_iter)
         self.overshoot = float(overshoot)
         self.candidates = None if candidates is None else int(candidates)
         self.batch_size = None if batch_size is None else int(batch_size)
-        self.subset = check_subset(subset, "dfal")
+        self.subset = subset
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         if ctx.task != "multiclass":

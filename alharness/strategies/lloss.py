@@ -44,16 +44,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import partial
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
+from annotated_types import MinLen
 from torch import nn
 
+from alharness.bounds import Count, Fraction, NonNegativeNumber, Size
 from alharness.errors import ConfigError, SelectionError
 from alharness.ops.topk import top_k
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
-from alharness.strategies.subset import check_subset, unlabelled_subset
+from alharness.strategies.subset import unlabelled_subset
 
 #: Key of the module's weights in the run cache (only with ``trainer.reinit=false``).
 CACHE_KEY = "lloss_module"
@@ -221,21 +223,16 @@ class LearningLoss(Strategy):
 
     needs: ClassVar[frozenset[str]] = frozenset({"model", "inputs"})
 
-    def __init__(self, margin: float = 1.0, weight: float = 1.0, stop_grad_after: float = 0.6,
-                 width: int = 128, taps: Sequence[str] | None = None,
-                 subset: int | None = 10_000, batch_size: int | None = None) -> None:
-        if float(margin) < 0 or float(weight) < 0 or not 0 <= float(stop_grad_after) <= 1:
-            raise ConfigError(f"lloss: margin={margin} and weight={weight} must be ≥ 0, "
-                              f"stop_grad_after={stop_grad_after} in [0, 1]")
-        if int(width) < 1 or (taps is not None and (isinstance(taps, str) or not len(taps))):
-            raise ConfigError(f"lloss: width={width} must be ≥ 1 and taps a non-empty list of "
-                              "module names or null")
+    def __init__(self, margin: NonNegativeNumber = 1.0, weight: NonNegativeNumber = 1.0,
+                 stop_grad_after: Fraction = 0.6, width: Count = 128,
+                 taps: Annotated[Sequence[str], MinLen(1)] | None = None,
+                 subset: Size = 10_000, batch_size: Size = None) -> None:
         self.margin = float(margin)
         self.weight = float(weight)
         self.stop_grad_after = float(stop_grad_after)
         self.width = int(width)
         self.taps = None if taps is None else [str(t) for t in taps]
-        self.subset = check_subset(subset, "lloss")
+        self.subset = subset
         self.batch_size = None if batch_size is None else int(batch_size)
         self._addon: LossPredictionAddon | None = None
 

@@ -20,7 +20,7 @@ class Margin(UncertaintyStrategy):
     |2p − 1| on multi-label datasets; see `alharness.strategies.scores.margin`.
     """
 
-    def __init__(self, multilabel_aggregate: str = "min") -> None:
+    def __init__(self, multilabel_aggregate: scores.MultilabelAggregate = "min") -> None:
         self.multilabel_aggregate = multilabel_aggregate
 
     def uncertainty(self, probs: np.ndarray, task: str) -> np.ndarray:

@@ -6,10 +6,14 @@ sigmoids: each class is a binary problem, and the per-class scores are aggregate
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 EPS = 1e-12
-MULTILABEL_AGGREGATES = ("min", "mean")
+#: How per-class scores of a multi-label row are combined.
+MultilabelAggregate = Literal["min", "mean"]
+MULTILABEL_AGGREGATES: tuple[str, ...] = get_args(MultilabelAggregate)
 
 
 def _check_task(task: str) -> None:

@@ -7,16 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alharness.errors import ConfigError
 from alharness.strategies.base import SelectionContext
-
-
-def check_subset(subset: int | None, name: str) -> int | None:
-    """Validate a ``strategy.subset`` value (None = the whole unlabelled pool)."""
-    if subset is not None and int(subset) < 1:
-        raise ConfigError(f"strategy.subset={subset} for {name}: use a positive size or null "
-                          "(the whole unlabelled pool)")
-    return None if subset is None else int(subset)
 
 
 def unlabelled_subset(ctx: SelectionContext, subset: int | None, budget: int) -> np.ndarray:
