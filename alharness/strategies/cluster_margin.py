@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from alharness.errors import ConfigError, SelectionError
-from alharness.ops.hac import average_linkage
-from alharness.ops.knn import INDEX_TYPES, diameter_bound, knn_graph
+from alharness.ops.hac import average_linkage, neighbour_graph
+from alharness.ops.knn import INDEX_TYPES, diameter_bound
 from alharness.ops.topk import top_k
 from alharness.strategies import scores
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
@@ -74,7 +74,8 @@ class ClusterMargin(Strategy):
       height at which the mean cluster size (pool size / clusters) reaches this value
       (`alharness.ops.hac.threshold_for_mean_size`); one cluster if the kNN graph's
       components are smaller than that on average.
-    * ``knn_k``, ``knn_index`` — the kNN graph HAC runs on (`alharness.ops.knn`).
+    * ``knn_k``, ``knn_index`` — the graph HAC runs on: k nearest neighbours plus a few
+      random far candidates per point (`alharness.ops.hac.neighbour_graph`).
     * ``multilabel_aggregate`` — ``min``/``mean`` of the per-class binary margins on
       multi-label datasets (`alharness.strategies.scores.margin`).
 
@@ -88,7 +89,7 @@ class ClusterMargin(Strategy):
     needs: ClassVar[frozenset[str]] = frozenset({"probs", "embeddings"})
 
     def __init__(self, km: float = 1.25, epsilon: float | None = None,
-                 target_cluster_size: float | None = 10.0, knn_k: int = 10,
+                 target_cluster_size: float | None = 10.0, knn_k: int = 20,
                  knn_index: str = "auto", multilabel_aggregate: str = "min") -> None:
         if km < 1:
             raise ConfigError(f"cluster_margin: km must be ≥ 1 (candidates per pick), got {km}")
@@ -136,14 +137,14 @@ class ClusterMargin(Strategy):
         """HAC cluster ids of every pool point and the ε used (the strategy's cache entry).
 
         ``gpu``: the CUDA device the model ran on, if any; the exact kNN search then runs
-        there when faiss has GPU support (`alharness.ops.knn.knn_graph`). The IVF k-means
-        seed is fixed: the clustering depends on the embeddings only, and drawing it from
+        there when faiss has GPU support (`alharness.ops.knn.knn_graph`). The k-means and
+        far-candidate seed is fixed: the clustering depends on the embeddings only, and drawing it from
         ``ctx.rng`` would shift every later random choice of the cycle.
         """
-        graph = knn_graph(embeddings, self.knn_k, self.knn_index, seed=0, gpu=gpu)
+        graph = neighbour_graph(embeddings, self.knn_k, self.knn_index, seed=0, gpu=gpu)
         target = None if self.epsilon is not None else self.target_cluster_size
-        labels, epsilon = average_linkage(graph.ids, graph.dists, self.epsilon, target,
-                                          diameter=diameter_bound(embeddings))
+        labels, epsilon = average_linkage(embeddings, graph.ids, graph.dists, self.epsilon,
+                                          target, diameter=diameter_bound(embeddings))
         dtype = np.int32 if len(labels) < 2**31 else np.int64
         return {"labels": labels.astype(dtype), "epsilon": epsilon, "knn_index": graph.index}
 
