@@ -1,15 +1,28 @@
 PYTHON ?= python
+LINTED = alharness hydra_plugins scripts tests examples run.py setup.py
 
-.PHONY: install test lint run figures bench
+.PHONY: install test test-fast lint docs docs-serve wheel-check run figures bench
 
-install:  ## install the package with its dev tools (torch/torchvision pinned in pyproject)
-	$(PYTHON) -m pip install -e ".[dev]"
+install:  ## the package, editable, with its dev and docs tools (torch/torchvision pinned in pyproject)
+	$(PYTHON) -m pip install -e ".[dev,docs]"
 
-test:  ## what CI runs
+test:  ## the whole suite, what CI runs
 	$(PYTHON) -m pytest
 
+test-fast:  ## everything but the end-to-end runs marked slow: for development
+	$(PYTHON) -m pytest -m "not slow"
+
 lint:
-	$(PYTHON) -m ruff check alharness scripts tests run.py
+	$(PYTHON) -m ruff check $(LINTED)
+
+docs:  ## the documentation site into site/ (fails on any warning, as CI does)
+	$(PYTHON) -m mkdocs build --strict
+
+docs-serve:  ## the documentation at http://127.0.0.1:8000, rebuilt on every edit
+	$(PYTHON) -m mkdocs serve
+
+wheel-check:  ## build the wheel, install it in a fresh venv, run it from an empty directory
+	bash scripts/check_wheel.sh
 
 run:  ## the default experiment: digits, small CNN, margin, 3 seeds
 	$(PYTHON) run.py

@@ -1,4 +1,5 @@
-"""Errors the user can fix. `run.py` prints them as one line and exits non-zero.
+"""Errors the user can fix. The command line (`alharness.cli`) prints them as one line,
+``error: <message>``, and exits with code 2.
 
 Anything that is *not* a `HarnessError` is a bug and keeps its traceback.
 """
@@ -22,3 +23,10 @@ class CheckpointError(HarnessError):
 
 class SelectionError(HarnessError):
     """A strategy cannot run on the outputs or model it was given."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with a one-line message saying which cycle was saved last.
+
+    A `KeyboardInterrupt` on purpose: Hydra's job runner catches `Exception` only, so an
+    interrupted sweep stops instead of going on to its next job."""

@@ -24,7 +24,7 @@ Scaling rows: the mixture at ``--dim`` for the graph backend alone, target mean 
 split into the graph (kNN + far candidates) and HAC seconds; ``cpu_s`` is the process's
 CPU time (both threads), robust to a loaded machine.
 
-Every measurement runs in a fresh subprocess (`bench_selection.run_worker`), so
+Every measurement runs in a fresh subprocess (`alharness.bench.run_row`), so
 ``peak_mb`` is that measurement's own peak RSS, input included.
 """
 
@@ -41,7 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench_selection import peak_rss_mb, run_worker  # noqa: E402
+from alharness.bench import peak_rss_mb, run_row  # noqa: E402
 
 AGREE = ("data", "n", "dim", "size", "backend", "eps", "own_eps", "clusters", "largest",
          "ari", "nmi", "time_s", "peak_mb")
@@ -173,8 +173,8 @@ def agreement_rows(args: argparse.Namespace, kind: str, tmp: Path) -> list[dict]
     np.save(path, x)
     common = [sys.executable, __file__, "--worker-data", str(path), "--sizes",
               *map(str, args.sizes), "--k", str(args.k), "--far", str(args.far)]
-    exact = run_worker([*common, "--worker", "exact"])
-    graph = run_worker([*common, "--worker", "graph", "--eps", *map(str, exact["eps"])])
+    exact = run_row([*common, "--worker", "exact"])
+    graph = run_row([*common, "--worker", "graph", "--eps", *map(str, exact["eps"])])
     keep = slice(0, len(x) - 1) if args.outlier else slice(None)
     name = Path(kind).stem + ("+outlier" if args.outlier else "")
     rows = []
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             show(SCALE, dict(zip(SCALE, SCALE, strict=True)))
         for n in args.scale:
-            show(SCALE, run_worker([sys.executable, __file__, "--worker", "scale", "--n", str(n),
+            show(SCALE, run_row([sys.executable, __file__, "--worker", "scale", "--n", str(n),
                                     "--dim", str(args.dim), "--k", str(args.k),
                                     "--far", str(args.far), "--seed", str(args.seed)]))
         return 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,24 +81,10 @@ def run_one(args: argparse.Namespace) -> dict:
     picks = validate_picks(strategy.select(ctx, args.batch), ctx, args.batch, args.strategy)
     t2 = time.perf_counter()
     assert len(picks) == min(args.batch, len(ctx.unlabelled))
-    peak_mb = peak_rss_mb()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"strategy": args.strategy, "n": args.n, "dim": args.dim, "classes": args.classes,
             "batch": args.batch, "prepare_s": round(t1 - t0, 3), "select_s": round(t2 - t1, 3),
             "peak_rss_mb": round(peak_mb, 1), **{k: round(v, 6) for k, v in ctx.diagnostics.items()}}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def run_worker(cmd: list[str]) -> dict:
-    """Run one measurement in a fresh interpreter (so its peak RSS is its own); the last
-    line it prints is the JSON row. Raises RuntimeError with its last error line."""
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError((proc.stderr.strip().splitlines() or ["(no output)"])[-1])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         args.strategy, args.n = args.strategy[0], args.n[0]
         print(json.dumps(run_one(args)))
         return 0
+    from alharness.bench import RowError, run_row
+
     if args.strategy == ["all"]:
         from alharness.strategies import STRATEGIES
 
@@ -147,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.n:
             cmd = [sys.executable, __file__, *_replace(passthrough, strategy, n), "--worker"]
             try:
-                row = run_worker(cmd)
-            except RuntimeError as exc:
+                row = run_row(cmd)
+            except RowError as error:
                 failed += 1
-                print(f"{line([strategy, n])}  FAILED: {exc}", flush=True)
+                print(f"{line([strategy, n])}  FAILED: {error}", flush=True)
                 continue
             if args.json:
                 print(json.dumps(row), flush=True)

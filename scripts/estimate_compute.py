@@ -10,6 +10,12 @@ a training step (forward, backward, optimiser; AMP on CUDA as the trainer does) 
 gives the work of one (strategy, seed) run: every cycle trains ``trainer.epochs`` epochs
 over the labelled set and runs inference over the test set and the unlabelled pool.
 
+Devices: a data-parallel run (``trainer.devices`` × ``trainer.num_nodes``, or
+``--devices N``) has each device train on its share of every global batch and infer on
+its share of the pool, so the step is timed at ``batch_size / N`` and inference is divided
+by N; the wall-clock figure assumes ideal scaling (gradient all-reduce and the gathering
+of outputs are not timed), and device-hours are wall-clock × N.
+
 It is an estimate, and says of what: data loading, augmentation and the strategies' own
 selection time are not included (``scripts/bench_selection.py`` times selection), and with
 ``trainer.stop_at_train_acc`` the epoch count is the cap, so the figure is an upper bound.
@@ -38,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", type=int, default=1,
                         help="strategies the comparison runs (multiplies the total)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
+    parser.add_argument("--devices", type=int, help="devices of one data-parallel run (default: "
+                        "trainer.devices × trainer.num_nodes of the config)")
     parser.add_argument("--pool", type=int, help="training-pool size (default: known or "
                         "dataset.pool_subset / max_pool)")
     parser.add_argument("--test", type=int, help="test-set size (default: known or max_test)")
@@ -82,19 +90,19 @@ def time_steps(step, count: int, sync) -> float:
 
 def estimate(args: argparse.Namespace) -> str:
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
+    from alharness.config.compose import compose_once
+    from alharness.config.schema import validate_config
     from alharness.errors import ConfigError
     from alharness.info import DatasetInfo
-    from alharness.loop.budget import Budget
+    from alharness.loop.launch import devices_per_run
     from alharness.models import build_backbone
     from alharness.training.device import resolve_device
-    from alharness.training.trainer import TrainerConfig, loss_function
+    from alharness.training.trainer import loss_function
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("config", overrides=args.overrides), resolve=True)
-    dataset, trainer = cfg["dataset"], TrainerConfig.from_mapping(cfg["trainer"])
+    config = validate_config(compose_once(args.overrides))  # one-line errors
+    cfg, trainer, budget = config.values, config.trainer, config.budget
+    dataset = cfg["dataset"]
     shape = dataset.get("input_shape")
     classes = dataset.get("num_classes") or dataset.get("top_k")
     if not shape or not classes:
@@ -104,11 +112,14 @@ def estimate(args: argparse.Namespace) -> str:
     device = resolve_device(args.device)
     model = build_backbone(cfg["backbone"], info).to(device)
     pool, test = pool_and_test(dataset, args)
-    budget = Budget.from_mapping(cfg["budget"])
+    devices = args.devices or devices_per_run(trainer, device)
+    if devices < 1:
+        raise ConfigError(f"--devices {devices}: give a positive count")
+    step_batch = math.ceil(trainer.batch_size / devices)  # each device's share of a batch
 
     amp = trainer.amp and device.type == "cuda"
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    x = torch.randn(trainer.batch_size, *info.input_shape, device=device)
+    x = torch.randn(step_batch, *info.input_shape, device=device)
     y = (torch.randint(0, 2, (len(x), info.num_classes), device=device).float()
          if info.task == "multilabel" else torch.randint(0, info.num_classes, (len(x),),
                                                          device=device))
@@ -141,7 +152,7 @@ def estimate(args: argparse.Namespace) -> str:
     for cycle in range(budget.cycles + 1):
         train_s += trainer.epochs * math.ceil(labelled / trainer.batch_size) * step_s
         unlabelled = pool - labelled if cycle < budget.cycles else 0
-        infer_s += (test + unlabelled) * per_image_s
+        infer_s += (test + unlabelled) * per_image_s / devices
         labelled += batches[cycle] if cycle < budget.cycles else 0
     run_h = (train_s + infer_s) / 3600
     seeds = len(cfg["seeds"])
@@ -153,14 +164,17 @@ def estimate(args: argparse.Namespace) -> str:
         f"device          {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})",
         f"schedule        {budget.initial} + {batches[0] if batches else 0} × {budget.cycles}"
         f", {trainer.epochs} epochs{cap}, pool {pool:,}, test {test:,}",
-        f"train step      {step_s * 1e3:.1f} ms at batch {trainer.batch_size}"
+        f"devices         {devices} (data-parallel: each trains on {step_batch} of every batch "
+        f"of {trainer.batch_size} and infers on 1/{devices} of the images; ideal scaling assumed)",
+        f"train step      {step_s * 1e3:.1f} ms at batch {step_batch}"
         f"{' (AMP)' if amp else ''}; first epoch {math.ceil(budget.initial / trainer.batch_size) * step_s:.2f} s,"
         f" last {math.ceil(labelled / trainer.batch_size) * step_s:.2f} s",
         f"inference       {per_image_s * 1e6:.0f} µs / image",
         f"one run         {run_h:.2f} h (training {train_s / 3600:.2f} h, inference "
-        f"{infer_s / 3600:.2f} h)",
+        f"{infer_s / 3600:.2f} h) = {run_h * devices:.2f} device-hours",
         f"all runs        {run_h * seeds * args.strategies:.1f} h = {seeds} seeds × "
-        f"{args.strategies} strategies × one run (selection time not included)",
+        f"{args.strategies} strategies × one run (selection time not included)"
+        f"{f'; {run_h * devices * seeds * args.strategies:.1f} device-hours' if devices > 1 else ''}",
     ]
     return "\n".join(lines)
 

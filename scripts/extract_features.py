@@ -53,18 +53,16 @@ def extract(args: argparse.Namespace) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
+    from alharness.config.compose import compose_once
+    from alharness.config.schema import validate_config
     from alharness.data import load_dataset
     from alharness.errors import ConfigError
     from alharness.models import build_backbone
     from alharness.training.device import resolve_device
     from alharness.training.trainer import loader
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("config", overrides=args.overrides), resolve=True,
-                                     throw_on_missing=True)
+    cfg = validate_config(compose_once(args.overrides)).values  # one-line errors
     dataset_cfg = dict(cfg["dataset"])
     if "val_size" in dataset_cfg:
         dataset_cfg["val_size"] = 0  # embed the whole training split

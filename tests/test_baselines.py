@@ -93,6 +93,20 @@ def test_coreset_is_greedy_k_center_from_the_labelled_set_and_records_the_radius
     assert ctx.diagnostics["cover_radius"] == pytest.approx(radii[-1], rel=1e-5)
 
 
+def test_coreset_on_exact_copies_records_radius_zero_and_fills_in_pool_order():
+    """Large-norm embeddings (float32 alone would leave copies 0.016–0.031 apart)."""
+    base = (np.random.default_rng(1).normal(size=(12, 256)) * 3 + 2).astype(np.float32)
+    x = np.concatenate([base, base, base])  # 36 points; labelled: 0–3 and their copies 12–15
+    labelled = np.array([0, 1, 2, 3])
+    ctx = context(ArrayOutputs(embeddings=x), 36, labelled, needs={"embeddings"})
+    picks = select("coreset", ctx, 11)
+    assert ctx.diagnostics["cover_radius"] == 0.0  # float32 alone: 0.03125 here
+    distinct = picks[:8]  # base rows 4–11, one copy each, then the rest in pool order
+    assert sorted(x[distinct].tolist()) == sorted(base[4:].tolist())
+    rest = np.setdiff1d(ctx.unlabelled, distinct)
+    np.testing.assert_array_equal(picks[8:], rest[:3])
+
+
 # --- BADGE --------------------------------------------------------------------------
 
 def two_clusters(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +158,7 @@ def test_same_seed_same_picks_no_duplicates_and_all_when_budget_exceeds_pool(nam
     assert sorted(everything.tolist()) == np.setdiff1d(np.arange(n), labelled).tolist()
 
 
+@pytest.mark.slow
 def test_each_strategy_runs_end_to_end_through_run_py(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     proc = run_cli(["-m", "strategy=bald,coreset,badge", *FAST, "budget.cycles=1",

@@ -283,6 +283,7 @@ def test_openimages_manifest_is_written_once_and_options_select_the_subset(roots
                       "manifest_dir": str(tmp_path / "other")})
 
 
+@pytest.mark.slow
 def test_openimages_end_to_end_reports_map(roots, tmp_path):
     root, _ = roots["openimages"]
     proc = run_cli(["dataset=openimages", f"dataset.root={root}", "dataset.top_k=3",

@@ -36,3 +36,15 @@ def test_unknown_dataset_size_is_a_one_line_error(script, capsys):
     assert script.main(["dataset=openimages", "dataset.max_pool=5000", "dataset.max_test=500",
                         "backbone=small_cnn", "--device", "cpu"]) == 0
     assert "pool 5,000, test 500" in capsys.readouterr().out
+
+
+def test_devices_share_each_batch_and_the_inference(script, capsys):
+    assert script.main(["--steps", "1", "--device", "cpu", "--devices", "2"]) == 0
+    out = capsys.readouterr().out
+    steps = 30 * sum(-(-n // 64) for n in range(20, 181, 20))   # global batches: as one device
+    labelled = list(range(20, 181, 20))
+    images = 9 * 359 + sum(1438 - n for n in labelled[:-1])
+    hours = (steps * 0.01 + images * 0.001 / 2) / 3600
+    assert "devices         2 (data-parallel: each trains on 32 of every batch of 64" in out
+    assert "ms at batch 32;" in out   # the step is timed at one device's share
+    assert f"one run         {hours:.2f} h" in out and f"= {hours * 2:.2f} device-hours" in out

@@ -1,4 +1,5 @@
-"""The shared kernels behind CoreSet and BADGE: exact against brute force, memory-bounded."""
+"""The shared kernels behind CoreSet, BADGE and ALFA-Mix's seeding: exact against brute
+force or the exact law, memory-bounded."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from alharness.ops import equal_rows as equal_rows_module
 from alharness.ops import kcenter as kcenter_module
 from alharness.ops import kmeans_pp as kmeans_pp_module
+from alharness.ops.equal_rows import equal_row_groups
 from alharness.ops.kcenter import kcenter_greedy
-from alharness.ops.kmeans_pp import kmeans_pp
+from alharness.ops.kmeans_pp import greedy_kmeans_pp, kmeans_pp, local_trials
 from alharness.ops.mindist import FactorisedPoints, NearestCentre, min_sq_dists, sq_dists
 
 
@@ -142,3 +145,92 @@ def test_kernels_never_build_pool_by_centres_matrices():
     finally:
         tracemalloc.stop()
     assert peak_kcenter < 150e6 and peak_kmeans < 80e6, (peak_kcenter, peak_kmeans)
+
+
+# --- greedy k-means++ (ALFA-Mix's seeding) and exact copies (CoreSet) ------------------
+
+def greedy_law(x: np.ndarray, trials: int) -> dict[tuple[int, int], float]:
+    """Exact law of (2nd, 3rd) centre of scikit-learn's greedy k-means++ from a uniform
+    first centre: each step, ``trials`` i.i.d. draws ∝ D², the one lowering Σ D² most wins
+    (ties: the earlier draw). Enumerates every tuple of draws."""
+    from itertools import product
+
+    d = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+
+    def step(d2):
+        law = np.zeros(len(x))
+        p = d2 / d2.sum()
+        for draw in product(np.flatnonzero(p), repeat=trials):
+            gains = [np.maximum(d2 - d[c], 0).sum() for c in draw]
+            law[draw[int(np.argmax(gains))]] += np.prod(p[list(draw)])
+        return law
+
+    out: dict[tuple[int, int], float] = {}
+    for first in range(len(x)):
+        second = step(d[first])
+        for s in np.flatnonzero(second):
+            third = step(np.minimum(d[first], d[s]))
+            for t in np.flatnonzero(third):
+                key = (int(s), int(t))
+                out[key] = out.get(key, 0.0) + second[s] * third[t] / len(x)
+    return out
+
+
+@pytest.mark.parametrize("trials", [1, 3])
+def test_greedy_kmeans_pp_follows_the_greedy_law(trials):
+    """Proposals are drawn per round ∝ the round's D² and accepted with D²_now/D²_round;
+    here one round serves all three steps, so the rejection is what keeps the law exact.
+    Measured total variation: 0.05 and 0.04; accepting every proposal gives 0.14 and 0.15,
+    keeping the first draw instead of the best 0.35 (trials 3)."""
+    x = np.array([[6, 0], [0, 1.3], [0.2, -1], [-2, 0.4], [1, 3], [2, -3.3]], dtype=np.float32)
+    exact = greedy_law(x, trials)
+    draws = 3000
+    seen = Counter(tuple(greedy_kmeans_pp(x, 3, np.random.default_rng(s), trials)[1:].tolist())
+                   for s in range(draws))
+    tv = sum(abs(seen[key] / draws - exact.get(key, 0.0)) for key in set(seen) | set(exact)) / 2
+    assert tv < 0.08
+
+
+def test_greedy_kmeans_pp_trials_and_distinct_fill():
+    assert local_trials(2000) == 2 + int(np.log(2000)) == 9  # scikit-learn's n_local_trials
+    assert local_trials(2000, 6) == 6 and local_trials(10, 6) == 4
+    x = np.repeat(np.eye(3, dtype=np.float32), 4, axis=0)  # 3 distinct points, 4 copies each
+    picks = greedy_kmeans_pp(x, 12, np.random.default_rng(0))
+    assert sorted(picks.tolist()) == list(range(12))
+    assert len({tuple(x[i]) for i in picks[:3]}) == 3
+
+
+def test_equal_row_groups_is_exact_equality_across_arrays(monkeypatch):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(30, 5)).astype(np.float32)
+    a[10:15] = a[:5]
+    a[20] = -0.0
+    b = np.concatenate([a[:3], rng.normal(size=(2, 5)), np.zeros((1, 5))]).astype(np.float32)
+    b[1, 2] = np.nextafter(b[1, 2], np.float32(9))  # one ulp away: not a copy
+
+    def check(ga, gb):
+        rows = np.concatenate([a, b])
+        groups = np.concatenate([ga, gb])
+        same = (rows[:, None] == rows[None]).all(-1)
+        np.testing.assert_array_equal(groups[:, None] == groups[None], same)
+
+    check(*equal_row_groups(a, b))
+    assert equal_row_groups(a, b)[1][5] == equal_row_groups(a, b)[0][20]  # −0.0 = 0.0
+    # Colliding hashes (forced here) fall back to an exact sort of the rows.
+    monkeypatch.setattr(equal_rows_module, "_row_keys", lambda rows: np.zeros(len(rows), np.uint64))
+    check(*equal_row_groups(a, b))
+
+
+def test_kcenter_on_exact_copies_ends_at_radius_exactly_zero_in_pool_order():
+    """Embeddings of norm ≈ 45: float32 puts copies 0.016–0.031 apart, so only the exact
+    copy test makes the radius 0 and hands the rest over in pool order."""
+    rng = np.random.default_rng(0)
+    base = (rng.normal(size=(50, 512)) * 2 + 1).astype(np.float32)
+    x = np.concatenate([base, base, base[:20]])  # points 50.. are copies of 0..
+    got = kcenter_greedy(x, 60, base[:5])  # pool points 0–4 (and 50–54) copy a centre
+    distinct = got.picks[:45]
+    assert sorted(x[distinct].tolist()) == sorted(base[5:].tolist())  # each once
+    assert np.all(got.radii[:45] > 1.0) and np.all(got.radii[45:] == 0.0)
+    taken = np.zeros(len(x), dtype=bool)
+    taken[distinct] = True
+    np.testing.assert_array_equal(got.picks[45:], np.flatnonzero(~taken)[:15])

@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from alharness.loop.runner import run_experiment
+from tests.conftest import ROOT, compose_config, run_cli
 from tests.data_files import write_cifar, write_mnist, write_openimages, write_svhn
+
+pytestmark = pytest.mark.slow  # every test here runs run.py end to end
 
 ALFA_MIX = ["alfa_mix/mnist", "alfa_mix/svhn", "alfa_mix/cifar10", "alfa_mix/cifar100"]
 CLUSTER_MARGIN = ["cluster_margin/cifar10", "cluster_margin/cifar100", "cluster_margin/svhn"]
@@ -65,6 +68,7 @@ def test_alfa_mix_presets_through_joblib(data_root, tmp_path):
                     "+debug=smoke", f"data_dir={data_root}", "++dataset.pool_subset=null",
                     f"results_dir={results}"], timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "schema_matching" not in proc.stderr  # launcher YAMLs must not shadow the schemas
     rows = experiment_rows(results)
     assert sorted(rows["experiment"].unique()) == sorted(
         f"alfa_mix-{p.split('/')[1]}-smoke" for p in ALFA_MIX)
@@ -97,6 +101,7 @@ def test_cluster_margin_presets_through_submitit_local(data_root, tmp_path):
                     f"data_dir={data_root}", f"results_dir={results}", "seeds=[0]",
                     "strategy=margin,cluster_margin"], timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "schema_matching" not in proc.stderr
     rows = experiment_rows(results)
     assert set(rows["backbone"]) == {"vgg16"}
     assert set(rows["dataset"]) == {"cifar10", "cifar100", "svhn"}
@@ -136,8 +141,24 @@ def test_cluster_margin_sweep_on_the_default_dataset_is_one_folder_and_one_repor
     assert (selected["n_selected"] == 10).all()
     assert sorted(selected["cm_candidates"]) == [13, 13, 100, 100]   # ⌈km · 10⌉
     assert set(selected["cm_epsilon"]) == {0.5, 50}
-    assert "sweep summary: 4 runs" in proc.stdout
+    assert "sweep summary: 4 of 4 points ran" in proc.stdout
     html = check_report(results, tmp_path / "report")
     for km in ("1.25", "10"):
         for eps in ("0.5", "50.0"):
             assert f"epsilon={eps}, km={km}" in html or f"km={km}, epsilon={eps}" in html
+
+
+def test_full_model_open_images_preset_trains_resnet101_on_two_processes(data_root, tmp_path):
+    """ResNet-101 trained on the tiny Open Images JPEGs (at 32×32: at 224 a smoke cycle
+    costs a minute of CPU) by two gloo processes; km = 10, mAP."""
+    cfg = compose_config(["+experiment=cluster_margin/openimages_full", "+debug=smoke",
+                          f"dataset.root={data_root / 'oi'}", "dataset.top_k=3",
+                          "dataset.image_size=32", "seeds=[0]", "budget.cycles=1", "device=cpu",
+                          "trainer.devices=2"], tmp_path / "results")
+    rows = run_experiment(cfg)
+    assert rows["experiment"].unique().tolist() == ["cluster_margin-openimages_full-smoke"]
+    assert set(rows["backbone"]) == {"resnet101"} and set(rows["world_size"]) == {2}
+    assert set(rows["metric_name"]) == {"mAP"} and rows["n_labelled"].tolist() == [20, 30]
+    assert {json.loads(p)["km"] for p in rows["strategy_params"]} == {10}
+    config = next((tmp_path / "results").rglob("config.yaml")).read_text()
+    assert "sync_batchnorm: false" in config and "lr_schedule: cosine" in config

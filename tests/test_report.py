@@ -235,6 +235,10 @@ def test_inconsistent_inputs_are_reported(tmp_path):
               lr=0.01)
     # a run whose labelled count at cycle 1 differs
     write_run(root, "equal", 2, "synth_b", 2, [(0, 20, 0.5), (1, 39, 0.52), (2, 60, 0.54)])
+    # a finished run whose rows lack its last cycle, and one whose rows.csv is garbage
+    write_run(root, "better", 7, "synth_b", 2, curve("better", 0, 2, 2)[:2])
+    garbage = write_run(root, "worse", 7, "synth_b", 2, curve("worse", 0, 2, 2))
+    (garbage / "rows.csv").write_bytes(b'a,b\n1,"unterminated\n2,3,4,5\n')
 
     results = load([root])
     kinds: dict[str, str] = {}
@@ -245,6 +249,9 @@ def test_inconsistent_inputs_are_reported(tmp_path):
     assert "running" in kinds["unfinished"] and "left out" in kinds["unfinished"]
     assert "synth_a · mlp · 20+20x4" in kinds["mixed-setting"]
     assert "[39, 40]" in kinds["mixed-labelled"]
+    assert "lacks cycle(s) [2]; left out" in kinds["truncated"]
+    assert str(garbage / "rows.csv") in kinds["damaged"] and "left out" in kinds["damaged"]
+    assert 7 not in set(results.rows["seed"])
     # the unfinished run is left out unless asked for, and then it is in
     unfinished = results.rows[(results.rows["setting_label"] == "synth_b · mlp · 20+20x2")
                               & (results.rows["variant"] == "random")]
@@ -413,3 +420,45 @@ def test_figure_scripts_regenerate_each_paper_figure(results, tmp_path, capsys):
 
     assert load_script("figure_win_matrix").main([str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_untestable_pairs_are_na_and_left_out_of_the_bottom_row():
+    """A variant with one seed can be tested against nobody: its cells are n/a, not 0,
+    and the bottom row averages the tested cells only; a one-seed variant is a finding."""
+    from alharness.report.win_matrix import plot_win_matrix
+
+    rows = _two_variant_rows([0.01, 0.02, 0.03, 0.01, 0.03])
+    lonely = rows[(rows["strategy"] == "b") & (rows["seed"] == 0)].assign(
+        strategy="c", variant="c", run_id="c0")
+    rows = pd.concat([rows, lonely], ignore_index=True)
+    alfamix = win_matrix(rows, "alfamix", ["a", "b", "c"])
+    for pair in (("a", "c"), ("c", "a"), ("b", "c"), ("c", "b")):
+        assert np.isnan(alfamix.loc[pair]), pair
+    assert alfamix.at["a", "b"] == 1
+    assert alfamix.at["beaten", "b"] == 1  # 1 over its one tested cell, not (1 + 0) / 2
+    assert np.isnan(alfamix.at["beaten", "c"])
+    badge = win_matrix(rows, "badge", ["a", "b", "c"])
+    assert badge.at["beaten", "b"] == pytest.approx(0.5 / 2)  # tested cell + the 0 diagonal
+    texts = [t.get_text() for t in plot_win_matrix(alfamix, "alfamix", 1).axes[0].texts]
+    assert texts.count("n/a") == 4
+    assert any(f.kind == "one-seed" and "c has one seed" in f.message for f in validate(rows))
+
+
+def test_colours_are_fixed_per_strategy_name_across_reports():
+    from alharness.report import variant_styles
+
+    def styles(*variants: tuple[str, str]) -> dict:
+        frame = pd.DataFrame(variants, columns=["strategy", "variant"])
+        return variant_styles(frame)
+
+    paper_one = styles(("random", "random"), ("margin", "margin"), ("badge", "badge"))
+    paper_two = styles(("margin", "margin"), ("cluster_margin", "cluster_margin"),
+                       ("my_method", "my_method"))
+    assert paper_one["margin"] == paper_two["margin"]
+    assert paper_one["random"].colour == "#555555"
+    assert len({s.colour for s in (*paper_one.values(), *paper_two.values())}) == 5
+    sweep = styles(("cluster_margin", "cluster_margin(km=1.25)"),
+                   ("cluster_margin", "cluster_margin(km=10)"))
+    first, second = sweep.values()
+    assert first.colour == paper_two["cluster_margin"].colour
+    assert second.colour != first.colour and second.linestyle != first.linestyle

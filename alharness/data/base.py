@@ -6,16 +6,18 @@ returns a `PoolData`; the runner, trainer and metrics read only this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from annotated_types import Ge
 from torch.utils.data import Dataset
 
 from alharness.errors import ConfigError
-from alharness.info import DatasetInfo
+from alharness.info import TASKS, DatasetInfo
+from alharness.plugins import DATASETS_GROUP
 from alharness.registry import Registry
 
 
@@ -92,7 +94,15 @@ def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, n
 
 
 DatasetLoader = Callable[..., PoolData]
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
+
+#: Config keys that describe a dataset rather than parameterise its loader (their type
+#: hints are part of the dataset's schema); `load_dataset` checks them against the data.
+DECLARED_KEYS: dict[str, Any] = {
+    "task": Literal[TASKS] | None,
+    "num_classes": Annotated[int, Ge(1)] | None,
+    "input_shape": Sequence[Annotated[int, Ge(1)]] | None,
+}
+DATASETS: Registry[DatasetLoader] = Registry("dataset", plugin_group=DATASETS_GROUP)
 
 
 def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
@@ -108,7 +118,7 @@ def load_dataset(cfg: Mapping[str, Any]) -> PoolData:
     """
     params = dict(cfg)
     name = params.pop("name", None)
-    declared = {k: params.pop(k) for k in ("task", "num_classes", "input_shape") if k in params}
+    declared = {k: params.pop(k) for k in DECLARED_KEYS if k in params}
     data = DATASETS.get(name)(**params)
     for key, value in declared.items():
         actual = getattr(data.info, key)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alharness.bounds import Count, NonNegative
 from alharness.data.base import PoolData, register_dataset
 from alharness.data.files import DatasetFiles, ensure_files, register_files
 from alharness.data.images import array_pool_data, check_labels
@@ -98,8 +99,8 @@ def _load_cifar(name: str, files: DatasetFiles, label_key: str, num_classes: int
 
 @register_dataset("cifar10")
 def load_cifar10(root: str = "data", download: bool = True, augment: bool = True,
-                 image_size: int = 32, pool_subset: int | None = None, val_size: int = 0,
-                 split_seed: int = 0) -> PoolData:
+                 image_size: Count = 32, pool_subset: Count | None = None, val_size: NonNegative = 0,
+                 split_seed: NonNegative = 0) -> PoolData:
     """CIFAR-10: 50,000 training images (the pool) and 10,000 test images, 10 classes."""
     return _load_cifar("cifar10", CIFAR10_FILES, "labels", 10, CIFAR10_MEAN, CIFAR10_STD,
                        root, download, augment, image_size, pool_subset, val_size, split_seed)
@@ -107,8 +108,8 @@ def load_cifar10(root: str = "data", download: bool = True, augment: bool = True
 
 @register_dataset("cifar100")
 def load_cifar100(root: str = "data", download: bool = True, augment: bool = True,
-                  image_size: int = 32, pool_subset: int | None = None, val_size: int = 0,
-                  split_seed: int = 0) -> PoolData:
+                  image_size: Count = 32, pool_subset: Count | None = None, val_size: NonNegative = 0,
+                  split_seed: NonNegative = 0) -> PoolData:
     """CIFAR-100 with its 100 fine labels: 50,000 training and 10,000 test images."""
     return _load_cifar("cifar100", CIFAR100_FILES, "fine_labels", 100, CIFAR100_MEAN,
                        CIFAR100_STD, root, download, augment, image_size, pool_subset,

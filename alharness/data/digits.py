@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from alharness.bounds import NonNegative
 from alharness.data.base import (
     DatasetInfo,
     PoolData,
@@ -18,7 +19,7 @@ from alharness.data.base import (
 
 
 @register_dataset("digits")
-def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> PoolData:
+def load_digits(test_fraction: float = 0.2, split_seed: NonNegative = 0) -> PoolData:
     """Pool/test split fixed by ``split_seed`` (not the run seed), pixels scaled to [0, 1]
     and standardised with the pool's mean and std."""
     from sklearn.datasets import load_digits as sklearn_digits

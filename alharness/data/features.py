@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alharness.bounds import NonNegative
 from alharness.data.base import (
     DatasetInfo,
     PoolData,
@@ -32,7 +33,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 @register_dataset("features")
-def load_features(path: str | None = None, test_fraction: float = 0.2, split_seed: int = 0,
+def load_features(path: str, test_fraction: float = 0.2, split_seed: NonNegative = 0,
                   standardize: bool = True) -> PoolData:
     """Load embeddings; without ``X_test`` a fixed split seeded by ``split_seed`` is made."""
     if not path:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alharness.bounds import Count, NonNegative
 from alharness.data.base import PoolData, register_dataset
 from alharness.data.files import DatasetFiles, ensure_files, register_files
 from alharness.data.images import array_pool_data, check_labels
@@ -122,18 +123,18 @@ def _load(name: str, files: DatasetFiles, num_classes: int, label_offset: int,
 
 
 @register_dataset("mnist")
-def load_mnist(root: str = "data", download: bool = True, image_size: int = 28,
-               pool_subset: int | None = None, val_size: int = 0,
-               split_seed: int = 0) -> PoolData:
+def load_mnist(root: str = "data", download: bool = True, image_size: Count = 28,
+               pool_subset: Count | None = None, val_size: NonNegative = 0,
+               split_seed: NonNegative = 0) -> PoolData:
     """MNIST: 60,000 training images (the pool) and 10,000 test images, digits 0..9."""
     return _load("mnist", MNIST_FILES, 10, 0, MNIST_MEAN, MNIST_STD, root, download,
                  image_size, pool_subset, val_size, split_seed)
 
 
 @register_dataset("emnist_letters")
-def load_emnist_letters(root: str = "data", download: bool = True, image_size: int = 28,
-                        pool_subset: int | None = None, val_size: int = 0,
-                        split_seed: int = 0) -> PoolData:
+def load_emnist_letters(root: str = "data", download: bool = True, image_size: Count = 28,
+                        pool_subset: Count | None = None, val_size: NonNegative = 0,
+                        split_seed: NonNegative = 0) -> PoolData:
     """EMNIST letters: 124,800 training and 20,800 test images, letters a..z as 0..25."""
     return _load("emnist_letters", EMNIST_LETTERS_FILES, 26, 1, EMNIST_LETTERS_MEAN,
                  EMNIST_LETTERS_STD, root, download, image_size, pool_subset, val_size,

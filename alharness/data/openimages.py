@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from alharness.bounds import Count, NonNegative
 from alharness.data.base import PoolData, register_dataset
 from alharness.data.images import assemble
 from alharness.data.openimages_manifest import (
@@ -135,10 +136,10 @@ def _targets_by_role(table: pa.Table, num_classes: int) -> dict[str, tuple[np.nd
 
 @register_dataset("openimages")
 def load_openimages(root: str = "data/openimages", classes: Sequence[str] | None = None,
-                    top_k: int | None = 20, pool_split: str = "train",
-                    test_split: str = "validation", max_pool: int | None = None,
-                    max_test: int | None = None, image_size: int = 224, augment: bool = True,
-                    val_size: int = 0, split_seed: int = 0,
+                    top_k: Count | None = 20, pool_split: str = "train",
+                    test_split: str = "validation", max_pool: Count | None = None,
+                    max_test: Count | None = None, image_size: Count = 224, augment: bool = True,
+                    val_size: NonNegative = 0, split_seed: NonNegative = 0,
                     manifest_dir: str | None = None) -> PoolData:
     """An Open Images subset as images: task multilabel, one class per chosen label."""
     base = Path(root).expanduser()
@@ -192,10 +193,10 @@ def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @register_dataset("openimages_features")
 def load_openimages_features(embeddings: str | None = None, root: str = "data/openimages",
-                             classes: Sequence[str] | None = None, top_k: int | None = 20,
+                             classes: Sequence[str] | None = None, top_k: Count | None = 20,
                              pool_split: str = "train", test_split: str = "validation",
-                             max_pool: int | None = None, max_test: int | None = None,
-                             val_size: int = 0, split_seed: int = 0,
+                             max_pool: Count | None = None, max_test: Count | None = None,
+                             val_size: NonNegative = 0, split_seed: NonNegative = 0,
                              manifest_dir: str | None = None) -> PoolData:
     """An Open Images subset as embedding vectors; only images with an embedding count."""
     if not embeddings:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alharness.bounds import Count, NonNegative
 from alharness.data.base import PoolData, register_dataset
 from alharness.data.files import DatasetFiles, ensure_files, register_files
 from alharness.data.images import array_pool_data, check_labels
@@ -63,9 +64,9 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @register_dataset("svhn")
-def load_svhn(root: str = "data", download: bool = True, image_size: int = 32,
-              pool_subset: int | None = None, val_size: int = 0,
-              split_seed: int = 0) -> PoolData:
+def load_svhn(root: str = "data", download: bool = True, image_size: Count = 32,
+              pool_subset: Count | None = None, val_size: NonNegative = 0,
+              split_seed: NonNegative = 0) -> PoolData:
     """SVHN: the training images (or the first ``pool_subset``) as the pool, 10 digits."""
     train_path, test_path = ensure_files(SVHN_FILES, root, download)
     x_train, y_train = read_svhn_mat(train_path)

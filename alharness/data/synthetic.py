@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from alharness.bounds import Count, NonNegative
 from alharness.data.base import DatasetInfo, PoolData, register_dataset, tensor_pool_data
 
 
@@ -47,9 +48,9 @@ def make_blobs(n: int, dim: int, classes: int, seed: int = 0, separation: float 
 
 
 @register_dataset("synthetic")
-def load_synthetic(n: int = 2000, n_test: int = 500, dim: int = 16, classes: int = 4,
-                   separation: float = 3.0, duplicate_groups: int = 0,
-                   duplicate_size: int = 10, seed: int = 0) -> PoolData:
+def load_synthetic(n: Count = 2000, n_test: Count = 500, dim: Count = 16, classes: Count = 4,
+                   separation: float = 3.0, duplicate_groups: NonNegative = 0,
+                   duplicate_size: Count = 10, seed: NonNegative = 0) -> PoolData:
     """A blob pool of ``n`` and a test set of ``n_test`` drawn around the same centres."""
     x_pool, y_pool, x_test, y_test = make_blobs(
         n, dim, classes, seed, separation, duplicate_groups, duplicate_size, n_test=n_test)

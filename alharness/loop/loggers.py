@@ -10,9 +10,9 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from alharness.errors import ConfigError
+from alharness.registry import Registry
 
 log = logging.getLogger("alharness")
 
@@ -35,15 +35,16 @@ class RunLogger:
     def finish(self) -> None:
         pass
 
+    def skipped(self, run_id: str, folder: Path) -> None:
+        """Called instead of `start` for a run that had already finished."""
+
 
 class WandbLogger(RunLogger):
     """One wandb run per seed, grouped by experiment, named by run id."""
 
     def __init__(self, project: str = "alharness", entity: str | None = None,
-                 mode: str = "offline", group: str | None = None,
-                 tags: list[str] | None = None) -> None:
-        if mode not in ("offline", "online", "disabled"):
-            raise ConfigError(f"logger.mode={mode!r}; use offline, online or disabled")
+                 mode: Literal["offline", "online", "disabled"] = "offline",
+                 group: str | None = None, tags: list[str] | None = None) -> None:
         self.project, self.entity, self.mode = project, entity, mode
         self.group, self.tags = group, list(tags or [])
         self._run = None
@@ -83,19 +84,32 @@ class WandbLogger(RunLogger):
         self.log_files([p for p in report.files if p.suffix == ".png"])
 
     def finish(self) -> None:
-        if self._run is not None:
-            self._run.finish()
-            self._run = None
+        if self._run is None:
+            return
+        run_dir = Path(self._run.dir).parent  # <folder>/wandb/offline-run-<time>-<id>
+        self._run.finish()
+        self._run = None
+        if self.mode == "offline":
+            print(f"wandb: offline run saved in {run_dir}; upload it with: wandb sync {run_dir}",
+                  flush=True)
+
+    def skipped(self, run_id: str, folder: Path) -> None:
+        """Say that nothing was logged, and where an earlier offline run is, if any."""
+        earlier = sorted((folder / "wandb").glob("offline-run-*"))
+        where = (f"; its earlier offline run: wandb sync {earlier[-1]}" if earlier else "")
+        print(f"wandb: {run_id} was already finished, so nothing was logged this time{where}",
+              flush=True)
+
+
+LOGGERS: Registry[type[RunLogger]] = Registry("logger")
+LOGGERS.register("console")(RunLogger)
+LOGGERS.register("wandb")(WandbLogger)
 
 
 def build_logger(cfg: Mapping[str, Any], experiment: str) -> RunLogger:
+    """``{"name": ..., **params}``; a wandb group left null is the experiment name."""
     params = dict(cfg)
-    name = params.pop("name", "console")
-    if name == "console":
-        return RunLogger()
-    if name == "wandb":
-        params.setdefault("group", experiment)
-        if params.get("group") is None:
-            params["group"] = experiment
-        return WandbLogger(**params)
-    raise ConfigError(f"unknown logger {name!r}; valid names: console, wandb")
+    cls = LOGGERS.get(params.pop("name", "console"))
+    if cls is WandbLogger and params.get("group") is None:
+        params["group"] = experiment
+    return cls(**params)

@@ -2,7 +2,7 @@
 
     config.yaml   the resolved config of this run (seed included)
     identity.json what the run id was hashed from (checked on resume)
-    rows.csv      one tidy row per finished cycle (see DESIGN.md, "Results row")
+    rows.csv      one tidy row per finished cycle (docs/results.md lists the columns)
     picks.npz     ``initial`` and ``cycle_<c>``: pool indices labelled at start / picked in cycle c
     state.pt      checkpoint after the last finished cycle: labelled set, rows, picks,
                   strategy cache (and model weights when ``trainer.reinit=false``)
@@ -126,3 +126,19 @@ class RunFolder:
 
     def rows(self) -> pd.DataFrame:
         return pd.read_csv(self.path / "rows.csv")
+
+    def finished_rows(self, cycles: int) -> pd.DataFrame:
+        """The rows of a finished run, refused with one line if ``rows.csv`` cannot be read
+        or lacks any of cycles ``0 … cycles`` (a damaged or hand-edited file)."""
+        file = self.path / "rows.csv"
+        try:
+            rows = self.rows()
+        except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise CheckpointError(f"{file}: unreadable in a finished run ({type(exc).__name__}: "
+                                  f"{detail}); delete {self.path} to re-run this seed") from None
+        done = sorted(rows["cycle"].tolist()) if "cycle" in rows.columns else []
+        if done != list(range(cycles + 1)):
+            raise CheckpointError(f"{file}: a finished run with {len(done)} of its {cycles + 1} "
+                                  f"cycles; delete {self.path} to re-run this seed")
+        return rows

@@ -4,14 +4,19 @@ and strategies are reached only through their contracts.
 For each seed (= one run): train → evaluate → select → reveal labels, for cycles
 0 … ``budget.cycles``; a checkpoint after every cycle; finished runs are skipped and a
 killed run resumes at its last finished cycle with the same results it would have had.
+
+With several processes (`alharness.loop.launch`) every rank runs this loop: training and
+pool inference are data-parallel, while rank 0 alone writes the run folder, selects (the
+other ranks serving its inference requests) and logs; what it decides (the picks) is
+broadcast, so every rank holds the same labelled set.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,24 +28,31 @@ import torch
 from tqdm.auto import tqdm
 
 import alharness
+from alharness.config.schema import RunConfig, validate_config
 from alharness.data import PoolData, load_dataset
 from alharness.data.initial import initial_labelled
-from alharness.errors import ConfigError
+from alharness.errors import RunInterrupted
 from alharness.loop.budget import Budget
-from alharness.loop.identity import identity_config, run_id, setting_hash, stable_hash
+from alharness.loop.identity import identity_config, setting_hash, stable_hash
+from alharness.loop.launch import processes_to_start, start_processes, threads_per_process
 from alharness.loop.loggers import RunLogger, build_logger
-from alharness.loop.run_folder import LoopState, RunFolder
-from alharness.loop.summary import summary_table
+from alharness.loop.plan import SeedPlan, interruption, plan_seed
+from alharness.loop.run_folder import LoopState
+from alharness.loop.summary import summary
 from alharness.models import build_backbone
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
-from alharness.training.device import derive_seed, resolve_device, set_cpu_threads
+from alharness.training import distributed
+from alharness.training.device import (
+    derive_seed,
+    resolve_device,
+    set_cpu_threads,
+    set_deterministic,
+)
 from alharness.training.inference import TorchPoolOutputs, evaluate
 from alharness.training.trainer import TrainerConfig, train
 
-log = logging.getLogger("alharness")
-
 # Purposes mixed into derived seeds, so each random stream is independent of the others.
-_INIT, _TRAIN, _SELECT = 1, 2, 3
+_INIT, _TRAIN, _SELECT, _DROPOUT = 1, 2, 3, 4
 
 
 @cache
@@ -59,62 +71,94 @@ def code_version() -> str:
 
 @dataclass
 class Experiment:
-    """A validated config, with the dataset loaded once for all seeds."""
+    """A validated config, with the dataset loaded once for all seeds. ``cfg`` is the
+    config as plain data, with the device and CPU thread count actually used (they are
+    part of each run's identity, see `alharness.loop.identity.numerics`); ``requested`` is
+    the config as given, which the processes of a distributed run resolve for themselves."""
 
     cfg: dict[str, Any]
     data: PoolData
     budget: Budget
     trainer: TrainerConfig
     device: torch.device
+    requested: dict[str, Any]
+    processes: int = 0  # processes this call starts for a data-parallel run (0: none)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Experiment:
+    def from_config(cls, cfg: Mapping[str, Any] | RunConfig) -> Experiment:
         """Validate everything that can be checked before any file is written."""
-        build_strategy(cfg["strategy"])  # unknown name / parameter → ConfigError now
-        budget = Budget.from_mapping(cfg["budget"])
-        trainer = TrainerConfig.from_mapping(cfg["trainer"])
-        device = resolve_device(str(cfg.get("device", "auto")))
-        set_cpu_threads(cfg.get("torch_threads"))
-        data = load_dataset(cfg["dataset"])
-        budget.check_pool(data.pool_size)
-        build_backbone(cfg["backbone"], data.info)  # input-shape mismatch → ConfigError now
-        return cls(cfg, data, budget, trainer, device)
+        config = validate_config(cfg)
+        options = config.options
+        device = resolve_device(options.device)
+        set_cpu_threads(options.torch_threads)
+        set_deterministic(device, options.deterministic)
+        data = load_dataset(config.section("dataset"))
+        config.budget.check_pool(data.pool_size)
+        build_backbone(config.section("backbone"), data.info)  # input-shape mismatch → ConfigError now
+        processes = processes_to_start({**config.values, "device": str(device)})
+        threads = (threads_per_process(options.torch_threads, processes) if processes
+                   else torch.get_num_threads())  # what each process that runs it will use
+        values = {**config.values, "device": str(device), "torch_threads": threads}
+        return cls(values, data, config.budget, config.trainer, device, dict(config.values),
+                   processes)
 
     @property
     def root(self) -> Path:
         return Path(self.cfg.get("results_dir", "results")) / str(self.cfg["experiment_name"])
 
+    def plan(self) -> list[SeedPlan]:
+        """What each seed's folder holds; refuses (one line) what cannot be trusted."""
+        return [plan_seed(self.cfg, self.root, int(seed), self.budget.cycles)
+                for seed in self.cfg["seeds"]]
 
-def run_experiment(cfg: dict[str, Any]) -> pd.DataFrame:
+
+def run_experiment(cfg: Mapping[str, Any] | RunConfig) -> pd.DataFrame:
     """Run (or resume, or skip) every seed in ``cfg["seeds"]``; return all rows."""
     exp = Experiment.from_config(cfg)
-    progress = bool(cfg.get("progress", True))
-    seeds = [int(s) for s in cfg.get("seeds", [0])]
+    return execute(exp, exp.plan())
+
+
+def execute(exp: Experiment, plans: list[SeedPlan]) -> pd.DataFrame:
+    """Run the planned seeds, then print their summary. Ctrl-C becomes `RunInterrupted`,
+    whose message says which cycle is saved. A data-parallel run starts its processes
+    here (each runs `run_experiment`; rank 0's rows come back) or joins the group the
+    environment describes (torchrun, srun)."""
+    if exp.processes:
+        return start_processes(run_experiment, exp.requested, exp.processes)
+    distributed.join_process_group(exp.device)
+    main = distributed.is_main()
+    progress = bool(exp.cfg.get("progress", True)) and main
     frames = []
-    for seed in tqdm(seeds, desc="seeds", disable=not progress or len(seeds) < 2, unit="seed"):
-        frames.append(run_seed(exp, seed, build_logger(cfg.get("logger", {}),
-                                                       str(cfg["experiment_name"]))))
+    for plan in tqdm(plans, desc="seeds", disable=not progress or len(plans) < 2, unit="seed"):
+        logger = build_logger(exp.cfg.get("logger", {}), str(exp.cfg["experiment_name"]))
+        try:
+            frames.append(run_seed(exp, plan.seed, logger if main else None, plan))
+        except KeyboardInterrupt:
+            raise RunInterrupted(interruption(plan, exp.budget.cycles)) from None
     rows = pd.concat(frames, ignore_index=True)
-    print(f"\n{summary_table(rows)}\nresults: {exp.root}/", flush=True)
+    if main:
+        print(f"\n{summary([p.folder.path for p in plans])}\nresults: {exp.root}/", flush=True)
     return rows
 
 
-def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.DataFrame:
+def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None,
+             plan: SeedPlan | None = None) -> pd.DataFrame:
     """One run: resume from its checkpoint if there is one, skip it if finished."""
     cfg, data, budget = exp.cfg, exp.data, exp.budget
     logger = logger or RunLogger()
-    rid = run_id(cfg, seed)
-    folder = RunFolder(exp.root / rid)
-    identity = identity_config(cfg, seed)
-    folder.check_identity(identity)
-    if folder.is_finished():
-        log.info("run %s is finished; skipping (delete its folder to re-run)", rid)
-        return folder.rows()
-    if not cfg.get("resume", True) and folder.state_file.exists():
-        raise ConfigError(f"{folder.path} has a partial run and resume=false; delete it or "
-                          "set resume=true")
-    state = folder.load_state()  # raises CheckpointError (one line) if corrupt
-    folder.start({**cfg, "seed": seed}, identity)
+    plan = plan or plan_seed(cfg, exp.root, seed, budget.cycles)
+    rid, folder = plan.run_id, plan.folder
+    main = distributed.is_main()  # every rank reads the plan; rank 0 alone writes
+    if plan.finished:
+        if main:
+            print(f"{rid} is finished; skipped (delete {folder.path} to re-run it)", flush=True)
+        logger.skipped(rid, folder.path)
+        return plan.rows
+    state = plan.state
+    if main:
+        if state is not None:
+            print(f"resuming {rid} at cycle {state.next_cycle}", flush=True)
+        folder.start({**cfg, "seed": seed}, plan.identity)
     logger.start(rid, {**cfg, "seed": seed}, folder.path)
 
     strategy = build_strategy(cfg["strategy"])
@@ -131,7 +175,7 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
 
     base_row = _base_row(cfg, seed, rid, data, budget, strategy.params())
     batches = budget.batches()
-    progress = bool(cfg.get("progress", True))
+    progress = bool(cfg.get("progress", True)) and main
     bar = tqdm(range(state.next_cycle, budget.cycles + 1), desc=f"{rid} cycles",
                disable=not progress, unit="cycle", initial=state.next_cycle,
                total=budget.cycles + 1)
@@ -164,7 +208,8 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
         state.next_cycle = cycle + 1
         if not exp.trainer.reinit:
             state.model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        folder.save(state, finished=cycle == budget.cycles)
+        if main:
+            folder.save(state, finished=cycle == budget.cycles)
         logger.log_row(row)
         bar.set_postfix({row["metric_name"]: f"{row['metric']:.4f}"})
     logger.log_figures(exp.root, folder.path)
@@ -174,24 +219,30 @@ def run_seed(exp: Experiment, seed: int, logger: RunLogger | None = None) -> pd.
 
 def _select(exp: Experiment, strategy, model, state: LoopState, seed: int, cycle: int,
             budget: int) -> tuple[np.ndarray, float, dict[str, float]]:
+    """Rank 0 selects (the other ranks serve its inference requests); all get the picks."""
     data = exp.data
     is_labelled = np.zeros(data.pool_size, dtype=bool)
     is_labelled[state.labelled] = True
     needs = frozenset(strategy.needs)
     outputs = TorchPoolOutputs(model, data.pool_eval, data.info.task, exp.device, needs,
-                               exp.trainer.eval_batch_size, exp.trainer.num_workers)
+                               exp.trainer.eval_batch_size, exp.trainer.num_workers,
+                               derive_seed(seed, cycle, _DROPOUT))
     ctx = SelectionContext(
         labelled=state.labelled, unlabelled=np.flatnonzero(~is_labelled), outputs=outputs,
         needs=needs, rng=np.random.default_rng(derive_seed(seed, cycle, _SELECT)),
         cache=state.cache, task=data.info.task, num_classes=data.info.num_classes,
         cycle=cycle, pool_size=data.pool_size,
         labelled_targets=data.pool_targets[state.labelled])
-    started = time.perf_counter()
-    strategy.prepare(ctx)
-    prepared = time.perf_counter()
-    picks = validate_picks(strategy.select(ctx, budget), ctx, budget, strategy.name)
-    ctx.record("prepare_seconds", prepared - started)
-    return picks, time.perf_counter() - started, ctx.diagnostics
+
+    def choose() -> tuple[np.ndarray, float, dict[str, float]]:
+        started = time.perf_counter()
+        strategy.prepare(ctx)
+        prepared = time.perf_counter()
+        picks = validate_picks(strategy.select(ctx, budget), ctx, budget, strategy.name)
+        ctx.record("prepare_seconds", prepared - started)
+        return picks, time.perf_counter() - started, ctx.diagnostics
+
+    return distributed.main_only(choose, serve=outputs.serve)
 
 
 def _base_row(cfg: dict[str, Any], seed: int, rid: str, data: PoolData, budget: Budget,
@@ -201,7 +252,8 @@ def _base_row(cfg: dict[str, Any], seed: int, rid: str, data: PoolData, budget: 
         "dataset": data.info.name, "backbone": cfg["backbone"]["name"],
         "strategy": cfg["strategy"]["name"],
         "strategy_params": json.dumps(params, sort_keys=True, default=str),
-        "seed": seed, "n_pool": data.pool_size, "budget_initial": budget.initial,
+        "seed": seed, "n_pool": data.pool_size, "world_size": distributed.world_size(),
+        "budget_initial": budget.initial,
         "budget_batch": str(budget.batch), "budget_cycles": budget.cycles,
         "code_version": code_version(), "config_hash": stable_hash(identity_config(cfg, seed)),
     }

@@ -17,6 +17,7 @@ from torch import nn
 
 from alharness.errors import CheckpointError, ConfigError
 from alharness.info import DatasetInfo
+from alharness.plugins import BACKBONES_GROUP
 from alharness.registry import Registry
 
 
@@ -74,8 +75,11 @@ def require_image_input(name: str, info: DatasetInfo, min_size: int = 1) -> tupl
     return c, h, w
 
 
+#: Config keys `build_backbone` handles itself, not the factory (part of every backbone's schema).
+BUILD_KEYS: dict[str, Any] = {"weights": str | None}
+
 BackboneFactory = Callable[..., Backbone]
-BACKBONES: Registry[BackboneFactory] = Registry("backbone")
+BACKBONES: Registry[BackboneFactory] = Registry("backbone", plugin_group=BACKBONES_GROUP)
 
 
 def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:

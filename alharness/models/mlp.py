@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from alharness.bounds import Count, Dropout
 from alharness.info import DatasetInfo
 from alharness.models.base import Backbone, register_backbone
 
@@ -27,5 +28,12 @@ class MLP(Backbone):
 
 
 @register_backbone("mlp")
-def mlp(info: DatasetInfo, hidden: Sequence[int] = (256,), dropout: float = 0.3) -> MLP:
+def mlp(info: DatasetInfo, hidden: Sequence[Count] = (256,), dropout: Dropout = 0.3) -> MLP:
     return MLP(math.prod(info.input_shape), info.num_classes, list(hidden), dropout)
+
+
+@register_backbone("linear")
+def linear(info: DatasetInfo, dropout: Dropout = 0.3) -> MLP:
+    """A linear classifier on the inputs: an MLP without hidden layers, registered under
+    its own name so that results say which of the two ran."""
+    return MLP(math.prod(info.input_shape), info.num_classes, [], dropout)

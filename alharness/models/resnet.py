@@ -7,8 +7,13 @@ from __future__ import annotations
 from torch import nn
 from torchvision import models as tv_models
 
+from alharness.bounds import Count, Dropout
 from alharness.info import DatasetInfo
-from alharness.models.base import Backbone, register_backbone, require_image_input
+from alharness.models.base import (
+    Backbone,
+    register_backbone,
+    require_image_input,
+)
 
 DEPTHS = {"resnet18": tv_models.resnet18, "resnet101": tv_models.resnet101}
 
@@ -38,12 +43,12 @@ def _resnet(depth: str, info: DatasetInfo, cifar_stem: bool, proj_dim: int | Non
 
 
 @register_backbone("resnet18")
-def resnet18(info: DatasetInfo, cifar_stem: bool = True, proj_dim: int | None = None,
-             dropout: float = 0.3) -> ResNet:
+def resnet18(info: DatasetInfo, cifar_stem: bool = True, proj_dim: Count | None = None,
+             dropout: Dropout = 0.3) -> ResNet:
     return _resnet("resnet18", info, cifar_stem, proj_dim, dropout)
 
 
 @register_backbone("resnet101")
-def resnet101(info: DatasetInfo, cifar_stem: bool = False, proj_dim: int | None = None,
-              dropout: float = 0.3) -> ResNet:
+def resnet101(info: DatasetInfo, cifar_stem: bool = False, proj_dim: Count | None = None,
+              dropout: Dropout = 0.3) -> ResNet:
     return _resnet("resnet101", info, cifar_stem, proj_dim, dropout)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from alharness.bounds import Count, Dropout
 from alharness.info import DatasetInfo
-from alharness.models.base import Backbone, register_backbone, require_image_input
+from alharness.models.base import (
+    Backbone,
+    register_backbone,
+    require_image_input,
+)
 
 
 class SmallCNN(Backbone):
@@ -27,7 +32,7 @@ class SmallCNN(Backbone):
 
 
 @register_backbone("small_cnn")
-def small_cnn(info: DatasetInfo, width: int = 32, embed_dim: int = 128,
-              dropout: float = 0.3) -> SmallCNN:
+def small_cnn(info: DatasetInfo, width: Count = 32, embed_dim: Count = 128,
+              dropout: Dropout = 0.3) -> SmallCNN:
     channels, _, _ = require_image_input("small_cnn", info, min_size=4)
     return SmallCNN(channels, info.num_classes, width, embed_dim, dropout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from alharness.bounds import Dropout
 from alharness.info import DatasetInfo
 from alharness.models.base import Backbone, register_backbone, require_image_input
 
@@ -29,6 +30,6 @@ class VGG16(Backbone):
 
 
 @register_backbone("vgg16")
-def vgg16(info: DatasetInfo, dropout: float = 0.3) -> VGG16:
+def vgg16(info: DatasetInfo, dropout: Dropout = 0.3) -> VGG16:
     channels, _, _ = require_image_input("vgg16", info, min_size=32)
     return VGG16(channels, info.num_classes, dropout)

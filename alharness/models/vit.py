@@ -6,9 +6,14 @@ from __future__ import annotations
 import timm
 import torch
 
+from alharness.bounds import Count, Dropout
 from alharness.errors import ConfigError
 from alharness.info import DatasetInfo
-from alharness.models.base import Backbone, register_backbone, require_image_input
+from alharness.models.base import (
+    Backbone,
+    register_backbone,
+    require_image_input,
+)
 
 
 class ViT(Backbone):
@@ -24,8 +29,8 @@ class ViT(Backbone):
 
 
 @register_backbone("vit")
-def vit(info: DatasetInfo, model_name: str = "vit_small_patch16_224", patch_size: int = 4,
-        dropout: float = 0.3) -> ViT:
+def vit(info: DatasetInfo, model_name: str = "vit_small_patch16_224", patch_size: Count = 4,
+        dropout: Dropout = 0.3) -> ViT:
     channels, h, w = require_image_input("vit", info, min_size=patch_size)
     if h != w or h % patch_size:
         raise ConfigError(f"vit needs square images divisible by backbone.patch_size="

@@ -33,7 +33,13 @@ from alharness.report.tables import (
 )
 from alharness.report.validate import validate
 from alharness.report.views import auc_view, labels_view, metric_view, time_view
-from alharness.report.win_matrix import BEATEN, CONVENTIONS, win_matrix, write_win_matrix
+from alharness.report.win_matrix import (
+    BEATEN,
+    CONVENTIONS,
+    format_cell,
+    win_matrix,
+    write_win_matrix,
+)
 
 
 @dataclass
@@ -98,9 +104,10 @@ def _write_tables(tables: dict[str, pd.DataFrame], shown: dict[str, dict[str, pd
 def _matrix_section(matrix: pd.DataFrame, convention: str, settings: int, png: Path) -> Section:
     note = (f"{CONVENTIONS[convention].caption.replace(chr(10), '; ')}. Cell = how often the "
             f"row variant significantly beats the column variant, summed over {settings} "
-            f"setting(s); row '{BEATEN}' = how often each column is beaten (lower is better).")
+            f"setting(s); row '{BEATEN}' = how often each column is beaten (lower is "
+            "better); n/a = never 2 paired seeds, so no test (left out of the bottom row).")
     return Section(f"Pairwise win matrix ({convention})", png.name, notes=[note],
-                   tables={"matrix": matrix.map(lambda v: f"{v:.2f}").reset_index()})
+                   tables={"matrix": matrix.map(format_cell).reset_index()})
 
 
 def write_report(paths: Iterable[str | Path], out: str | Path, convention: str = "alfamix",

@@ -58,8 +58,8 @@ def plot_setting(stats: pd.DataFrame, setting: str, metric_name: str, styles: di
         line = stats[stats["variant"] == variant].sort_values("n_labelled")
         style = styles[variant]
         x, mean, band = line["n_labelled"], line["mean"], line[spread].fillna(0.0)
-        ax.plot(x, mean, color=style.colour, marker=style.marker, markersize=4, linewidth=1.5,
-                label=variant)
+        ax.plot(x, mean, color=style.colour, marker=style.marker, linestyle=style.linestyle,
+                markersize=4, linewidth=1.5, label=variant)
         ax.fill_between(x, mean - band, mean + band, color=style.colour, alpha=0.15, linewidth=0)
     ax.set_xlabel("labelled examples (count)")
     ax.set_ylabel(metric_axis_label(metric_name))

@@ -5,7 +5,8 @@ A run is a folder ``results/<experiment>/<run-id>/`` holding ``rows.csv``,
 name starts with a dot (Hydra's ``.hydra``, temporary files) are skipped.
 
 What is kept is decided here, and every decision is reported as a :class:`Finding`:
-unfinished runs are left out unless asked for, a run found twice (a copied folder) is
+unfinished runs are left out unless asked for, a damaged run (unreadable files) and a
+finished run whose rows lack cycles are left out, a run found twice (a copied folder) is
 used once. Nothing is averaged silently.
 """
 
@@ -169,9 +170,30 @@ def annotate(rows: pd.DataFrame, identities: dict[str, dict[str, Any]] | None = 
     return rows.assign(variant=variant_labels(rows), cell=cell, setting_label=label)
 
 
+def _read_runs(folders: list[Path]) -> tuple[list[Run], list[Finding]]:
+    """Every readable run; a damaged one (`read_run` refuses it) becomes a finding."""
+    runs, findings = [], []
+    for folder in folders:
+        try:
+            runs.append(read_run(folder))
+        except ReportError as exc:
+            findings.append(Finding("damaged", f"{exc}; left out"))
+    return runs, findings
+
+
+def _missing_cycles(run: Run) -> list[int]:
+    expected = set(range(int(run.rows["budget_cycles"].iloc[0]) + 1))
+    return sorted(expected - set(run.rows["cycle"].astype(int)))
+
+
 def _select_runs(runs: list[Run], include_unfinished: bool) -> tuple[list[Run], list[Finding]]:
     kept, findings = [], []
     for run in runs:
+        if run.status == "finished" and not run.rows.empty and _missing_cycles(run):
+            findings.append(Finding("truncated", f"{run.describe()} is finished but its "
+                                    f"rows.csv lacks cycle(s) {_missing_cycles(run)}; left "
+                                    "out (delete the folder and re-run that seed)"))
+            continue
         if run.rows.empty:
             findings.append(Finding("no-rows", f"{run.describe()} is {run.status} with no "
                                     "finished cycle; left out"))
@@ -208,11 +230,14 @@ def load(paths: Iterable[str | Path], include_unfinished: bool = False,
     if not folders:
         raise ReportError(f"no runs under {', '.join(map(str, paths))}: expected "
                           "<experiment>/<run-id>/rows.csv folders written by run.py")
-    runs = [read_run(folder) for folder in folders]
+    runs, damaged = _read_runs(folders)
     kept, findings = _select_runs(runs, include_unfinished)
+    findings = damaged + findings
     if not kept:
-        raise ReportError(f"none of the {len(runs)} runs under {', '.join(map(str, paths))} "
-                          "has finished; wait for them or pass --include-unfinished")
+        reasons = "; ".join(str(f) for f in findings[:1]) or "none has finished"
+        raise ReportError(f"none of the {len(folders)} runs under {', '.join(map(str, paths))} "
+                          f"can be reported ({reasons}); wait for unfinished runs or pass "
+                          "--include-unfinished")
     rows = pd.concat([r.rows.assign(run_dir=str(r.path), run_status=r.status) for r in kept],
                      ignore_index=True)
     rows, duplicates = _drop_duplicates(rows)

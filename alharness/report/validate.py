@@ -5,6 +5,8 @@
   as separate settings, labelled with their hash.
 - ``missing-seeds``: a strategy variant has fewer seeds than another in its setting; its
   curve and its win-matrix comparisons rest on fewer runs.
+- ``one-seed``: a strategy variant has a single seed in a setting: its curve has no spread
+  and no significance test can be computed for it (its win-matrix cells there are n/a).
 - ``mixed-labelled``: runs in one setting have different labelled counts at the same cycle
   (a strategy returned fewer points than the budget). Curves and tables group by labelled
   count, so such points are never averaged together.
@@ -45,6 +47,13 @@ def _missing_seeds(rows: pd.DataFrame) -> list[Finding]:
     return findings
 
 
+def _one_seed(rows: pd.DataFrame) -> list[Finding]:
+    seeds = rows.groupby(["setting_label", "variant"])["seed"].unique()
+    return [Finding("one-seed", f"{setting}: {variant} has one seed ({int(own[0])}); no "
+                    "spread, and no significance test against it (win-matrix cells n/a)")
+            for (setting, variant), own in seeds.items() if len(own) == 1]
+
+
 def _mixed_labelled(rows: pd.DataFrame) -> list[Finding]:
     counts = rows.groupby(["setting_label", "cycle"])["n_labelled"].unique()
     mixed = counts[counts.map(len) > 1]
@@ -64,5 +73,5 @@ def _missing_variants(rows: pd.DataFrame) -> list[Finding]:
 
 def validate(rows: pd.DataFrame) -> list[Finding]:
     """Everything that makes a comparison in ``rows`` (annotated by ``load``) shaky."""
-    return (_mixed_settings(rows) + _missing_seeds(rows) + _missing_variants(rows)
-            + _mixed_labelled(rows))
+    return (_mixed_settings(rows) + _missing_seeds(rows) + _one_seed(rows)
+            + _missing_variants(rows) + _mixed_labelled(rows))

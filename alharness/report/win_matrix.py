@@ -27,6 +27,13 @@ column variant, summed over settings, with a bottom row of how often each column
 
 In both, a checkpoint is a labelled count; fewer than 2 paired seeds give no verdict; zero
 spread with a non-zero mean is a win (t = ±∞) and all-zero differences are not.
+
+A cell whose two variants never have 2 paired seeds at any checkpoint of any setting
+cannot be tested: it is ``n/a`` (NaN in the returned matrix, "n/a" in the CSV and the
+figure), not 0, and it is left out of the bottom row: ``alfamix`` takes the mean of the
+column's tested cells (= column sum / (m − 1) when all are tested), ``badge`` the mean of
+its tested cells and the zero diagonal (= column mean when all are tested). A column with
+no tested cell is ``n/a`` there too.
 """
 
 from __future__ import annotations
@@ -79,53 +86,73 @@ def _badge_wins(diff: np.ndarray) -> bool:
     return diff.mean() > 0 and 2 * stats.t.sf(abs(t), len(diff) - 1) < 0.05
 
 
+def _tested_off_diagonal(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column sums and counts of the tested (non-NaN) off-diagonal cells."""
+    off = np.where(np.eye(len(matrix), dtype=bool), np.nan, matrix)
+    return np.nansum(off, axis=0), (~np.isnan(off)).sum(axis=0)
+
+
+def _alfamix_beaten(matrix: np.ndarray) -> np.ndarray:
+    total, tested = _tested_off_diagonal(matrix)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tested > 0, total / tested, np.nan)
+
+
+def _badge_beaten(matrix: np.ndarray) -> np.ndarray:
+    total, tested = _tested_off_diagonal(matrix)
+    return np.where(tested > 0, total / (tested + 1), np.nan)
+
+
 @dataclass(frozen=True)
 class Convention:
     name: str
     skip_initial: bool  # leave out cycle 0
     differences: Callable[[pd.Series, pd.Series], np.ndarray]  # metrics per seed → paired d
     wins: Callable[[np.ndarray], bool]
-    beaten: Callable[[np.ndarray], np.ndarray]  # square matrix → bottom row
+    beaten: Callable[[np.ndarray], np.ndarray]  # square matrix (NaN = untested) → bottom row
     caption: str
     unit: str  # what a cell counts (the colour bar's label)
 
 
 CONVENTIONS = {
-    "alfamix": Convention("alfamix", True, _alfamix_diff, _alfamix_wins,
-                          lambda m: m.sum(axis=0) / (len(m) - 1),
+    "alfamix": Convention("alfamix", True, _alfamix_diff, _alfamix_wins, _alfamix_beaten,
                           "ALFA-Mix convention: paired t over seeds > t(0.975, n−1) per cycle ≥ 1\n"
                           "bottom row = column sum / (m − 1)",
                           "share of cycles won, summed over settings"),
-    "badge": Convention("badge", False, _badge_diff, _badge_wins,
-                        lambda m: m.mean(axis=0),
+    "badge": Convention("badge", False, _badge_diff, _badge_wins, _badge_beaten,
                         "BADGE convention: paired t-test p < 0.05 per checkpoint, ≤ 5 runs\n"
                         "bottom row = column mean",
                         "share of checkpoints won, summed over settings"),
 }
 
 
-def _setting_wins(group: pd.DataFrame, variants: list[str], convention: Convention) -> np.ndarray:
-    """Fraction of this setting's checkpoints at which each row variant beats each column."""
+def _setting_wins(group: pd.DataFrame, variants: list[str],
+                  convention: Convention) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of this setting's checkpoints at which each row variant beats each column,
+    and whether each pair could be tested (≥ 2 paired seeds) at any of them."""
     if convention.skip_initial:
         group = group[group["cycle"] > 0]
     table = group.pivot(index=["n_labelled", "seed"], columns="variant", values="metric")
     table = table.reindex(columns=variants)
     checkpoints = table.index.unique("n_labelled")
     wins = np.zeros((len(variants), len(variants)))
+    tested = np.zeros_like(wins, dtype=bool)
     for checkpoint in checkpoints:
         by_seed = table.xs(checkpoint, level="n_labelled")
         for i, row in enumerate(variants):
             for j, col in enumerate(variants):
                 if i != j:
-                    wins[i, j] += convention.wins(
-                        convention.differences(by_seed[row], by_seed[col]))
-    return wins / max(len(checkpoints), 1)
+                    diff = convention.differences(by_seed[row], by_seed[col])
+                    tested[i, j] |= len(diff) >= 2
+                    wins[i, j] += convention.wins(diff)
+    return wins / max(len(checkpoints), 1), tested
 
 
 def win_matrix(rows: pd.DataFrame, convention: str = "alfamix",
                variants: list[str] | None = None) -> pd.DataFrame:
     """(m+1) × m matrix: cell (a, b) = how often a significantly beats b, summed over
-    settings; last row ``beaten`` = how often each column is beaten (see module doc).
+    settings (NaN where the pair could never be tested); last row ``beaten`` = how often
+    each column is beaten (see module doc).
 
     ``rows`` are annotated rows (``load_results``); ``variants`` fixes the order (default:
     :func:`~alharness.report.style.variant_order`, baselines first)."""
@@ -135,12 +162,20 @@ def win_matrix(rows: pd.DataFrame, convention: str = "alfamix",
     variants = list(variants) if variants is not None else variant_order(rows)
     if len(variants) < 2:
         raise ValueError("a win matrix needs at least two strategy variants")
-    total = sum(_setting_wins(group, variants, conv)
-                for _, group in rows.groupby("setting_label", sort=True))
+    per_setting = [_setting_wins(group, variants, conv)
+                   for _, group in rows.groupby("setting_label", sort=True)]
+    total = sum(wins for wins, _ in per_setting)
+    tested = np.logical_or.reduce([t for _, t in per_setting]) | np.eye(len(variants), dtype=bool)
+    total = np.where(tested, total, np.nan)
     matrix = pd.DataFrame(np.vstack([total, conv.beaten(total)]), columns=variants,
                           index=[*variants, BEATEN])
     matrix.index.name = "row beats column"
     return matrix
+
+
+def format_cell(value: float) -> str:
+    """A matrix cell as shown: two decimals, or ``n/a`` where it could not be tested."""
+    return "n/a" if np.isnan(value) else f"{value:.2f}"
 
 
 def _text_colour(rgba: tuple[float, ...]) -> str:
@@ -163,7 +198,8 @@ def plot_win_matrix(matrix: pd.DataFrame, convention: str, n_settings: int) -> F
     numbered = max(len(v) for v in variants) > _LONG_LABEL
     rows = [f"({i + 1}) {v}" for i, v in enumerate(variants)] if numbered else variants
     columns = [f"({i + 1})" for i in range(m)] if numbered else variants
-    norm = Normalize(vmin=0.0, vmax=max(float(np.nanmax(matrix.to_numpy())), 1e-9))
+    values = matrix.to_numpy(dtype=float)
+    norm = Normalize(vmin=0.0, vmax=max(float(np.nanmax(values, initial=0.0)), 1e-9))
     width = 2.6 + 0.7 * m + 0.075 * max(len(r) for r in rows)
     fig = Figure(figsize=(width, 2.2 + 0.6 * (m + 1) + 0.05 * max(map(len, columns))),
                  layout="constrained")
@@ -171,12 +207,14 @@ def plot_win_matrix(matrix: pd.DataFrame, convention: str, n_settings: int) -> F
     image = ax.imshow(np.where(np.eye(m, dtype=bool), np.nan, square), cmap="cividis",
                       norm=norm)
     ax_bottom.imshow(beaten[None, :], cmap="cividis", norm=norm)
-    ax.set_facecolor("#eeeeee")
-    for axis, values, labels in ((ax, square, rows), (ax_bottom, beaten[None, :], [BEATEN])):
-        for (i, j), value in np.ndenumerate(values):
+    for axis in (ax, ax_bottom):
+        axis.set_facecolor("#eeeeee")  # the diagonal and untested (n/a) cells
+    for axis, cells, labels in ((ax, square, rows), (ax_bottom, beaten[None, :], [BEATEN])):
+        for (i, j), value in np.ndenumerate(cells):
             diagonal = axis is ax and i == j
-            colour = "black" if diagonal else _text_colour(image.cmap(norm(value)))
-            axis.text(j, i, "—" if diagonal else f"{value:.2f}", ha="center", va="center",
+            blank = diagonal or np.isnan(value)
+            colour = "black" if blank else _text_colour(image.cmap(norm(value)))
+            axis.text(j, i, "—" if diagonal else format_cell(value), ha="center", va="center",
                       color=colour, fontsize=9)
         axis.set_yticks(range(len(labels)), labels)
         axis.tick_params(length=0)
@@ -200,7 +238,7 @@ def write_win_matrix(matrix: pd.DataFrame, convention: str, n_settings: int,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"win_matrix_{convention}"
-    matrix.to_csv(f"{stem}.csv")
+    matrix.to_csv(f"{stem}.csv", na_rep="n/a")
     fig = plot_win_matrix(matrix, convention, n_settings)
     for suffix in (".png", ".pdf"):
         fig.savefig(f"{stem}{suffix}", dpi=200)

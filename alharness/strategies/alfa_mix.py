@@ -19,8 +19,21 @@ Equivalent reorganisations (same candidates): the closed-form mix is built as z 
 (no cancellation for huge α_j); a fresh Adam's single step is taken in closed form and
 the learned loop's final, never-checked step is skipped; with ``clustering`` or
 ``uniform`` a point already found is not mixed again at later caps (only the OR over
-caps is used). The k-means differs (faiss Lloyd from a random init, not sklearn's
-k-means++ run to convergence): see `alharness.ops.kmeans`.
+caps is used).
+
+The clustering step follows the official scikit-learn ``KMeans``: greedy k-means++
+seeding (the same law), then Lloyd, the candidate nearest each centre; with at most 8
+seeding candidates per centre instead of 2 + ⌊ln k⌋ (the same up to k = 1,096; for
+time), Lloyd capped at ``kmeans_iters`` and one restart. Its diversity (SSE of the
+candidates to their nearest pick, relative to a uniform pick) is 0.97–1.0× scikit-learn's
+on the data measured; see `alharness.ops.kmeans`.
+
+The ``norm`` ablation records, per candidate, the true smallest ‖α‖ over the mixes that
+flipped its prediction. The official ``find_candidate_set`` starts each point's α at the
+all-ones vector (‖·‖ = √d) and keeps a flipping α only if its norm is strictly smaller, so
+a point whose flipping mixes all have ‖α‖ ≥ √d records √d there. Only the order of such
+points in the ``norm`` ablation differs (they tie at √d officially); the candidate set and
+the other selections are unaffected.
 
 Single-label only: the anchors, the pseudo-label and the "prediction changed" test are
 defined for a softmax classifier, and the paper gives no multi-label form, so a
@@ -38,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from alharness.errors import ConfigError, SelectionError
-from alharness.ops.kmeans import kmeans, nearest_to_centres
+from alharness.ops.kmeans import INITS, kmeans_nearest
 from alharness.ops.topk import top_k
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
 
@@ -177,8 +190,9 @@ class AlfaMix(Strategy):
     ``alpha_cap`` step of the cap sweep; ``alpha_opt`` learn α by gradient steps instead
     of the closed form; ``alpha_learning_rate``, ``alpha_learning_iters``,
     ``alpha_clf_coef``, ``alpha_l2_coef`` that optimisation; ``candidate_selection`` one
-    of `CANDIDATE_SELECTIONS`; ``kmeans_iters``, ``kmeans_max_points_per_centroid`` the
-    diversity step; ``chunk_size`` (point, anchor) mixes evaluated at once (memory).
+    of `CANDIDATE_SELECTIONS`; ``kmeans_init``, ``kmeans_max_local_trials``, ``kmeans_iters``,
+    ``kmeans_max_points_per_centroid`` the diversity step (`alharness.ops.kmeans`);
+    ``chunk_size`` (point, anchor) mixes evaluated at once (memory).
 
     ``needs`` has no ``probs``: the pseudo-label ŷ is the argmax of ``head(z)`` recomputed
     in float32, the same quantity the official code uses, but consistent with the mixes
@@ -190,13 +204,22 @@ class AlfaMix(Strategy):
     def __init__(self, alpha_cap: float = 0.2, alpha_opt: bool = False,
                  alpha_learning_rate: float = 0.1, alpha_learning_iters: int = 5,
                  alpha_clf_coef: float = 1.0, alpha_l2_coef: float = 0.01,
-                 candidate_selection: str = "clustering", kmeans_iters: int = 20,
+                 candidate_selection: str = "clustering", kmeans_init: str = "kmeanspp",
+                 kmeans_max_local_trials: int | None = 8,
+                 kmeans_iters: int = 20,
                  kmeans_max_points_per_centroid: int = 256, chunk_size: int = 4096) -> None:
         if not alpha_cap > 0:
             raise ConfigError(f"strategy.alpha_cap must be > 0 (paper: 0.2), got {alpha_cap}")
         if candidate_selection not in CANDIDATE_SELECTIONS:
             raise ConfigError(f"strategy.candidate_selection={candidate_selection!r}; use one "
                               f"of {', '.join(CANDIDATE_SELECTIONS)}")
+        if kmeans_init not in INITS:
+            raise ConfigError(f"strategy.kmeans_init={kmeans_init!r}; use one of "
+                              f"{', '.join(INITS)} (kmeanspp is the official code's)")
+        if kmeans_max_local_trials is not None and not (
+                isinstance(kmeans_max_local_trials, int) and kmeans_max_local_trials >= 1):
+            raise ConfigError(f"strategy.kmeans_max_local_trials must be ≥ 1 or null (2 + ln k, "
+                              f"scikit-learn's), got {kmeans_max_local_trials}")
         for key, value in (("alpha_learning_iters", alpha_learning_iters),
                            ("kmeans_iters", kmeans_iters), ("chunk_size", chunk_size),
                            ("kmeans_max_points_per_centroid", kmeans_max_points_per_centroid)):
@@ -209,6 +232,8 @@ class AlfaMix(Strategy):
         self.alpha_clf_coef = float(alpha_clf_coef)
         self.alpha_l2_coef = float(alpha_l2_coef)
         self.candidate_selection = candidate_selection
+        self.kmeans_init = kmeans_init
+        self.kmeans_max_local_trials = kmeans_max_local_trials
         self.kmeans_iters = int(kmeans_iters)
         self.kmeans_max_points_per_centroid = int(kmeans_max_points_per_centroid)
         self.chunk_size = int(chunk_size)
@@ -363,6 +388,6 @@ class AlfaMix(Strategy):
             return pool[top_k(scan.max_symmetric_kl[pool], budget, ctx.rng, largest=True)]
         feats = scan.embeddings[pool]
         feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-        centres = kmeans(feats, budget, ctx.rng, self.kmeans_iters,
-                         self.kmeans_max_points_per_centroid)
-        return pool[nearest_to_centres(feats, centres)]
+        return pool[kmeans_nearest(feats, budget, ctx.rng, self.kmeans_iters,
+                                   self.kmeans_max_points_per_centroid, init=self.kmeans_init,
+                                   max_trials=self.kmeans_max_local_trials)]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from alharness.errors import ConfigError, SelectionError
+from alharness.plugins import STRATEGIES_GROUP
 from alharness.registry import Registry
 
 #: Every model output a strategy may declare in ``needs``. ``inputs`` are the pool's model
@@ -46,6 +47,11 @@ class PoolOutputs(Protocol):
         """Batches ``(pool indices, x)`` covering ``idx`` in order: ``x`` is the model's input
         (a torch tensor with *test* transforms, on ``device``), so a strategy can run the
         model itself (DeepFool's gradients, a loss-prediction module's hooks)."""
+
+    def map_inputs(self, fn: Callable[[Any, Any], Any], idx: np.ndarray,
+                   batch_size: int | None = None) -> tuple[np.ndarray, ...]:
+        """``fn(model, x)`` on every batch of ``inputs(idx)``; its per-row outputs (a tensor
+        or a tuple of tensors) concatenated in ``idx`` order, one array per output."""
 
     @property
     def model(self) -> Any:
@@ -131,6 +137,20 @@ class SelectionContext:
         idx = self.indices(which) if isinstance(which, str) else np.asarray(which, np.int64)
         return self.outputs.inputs(idx, batch_size)
 
+    def map_inputs(self, fn: Callable[[Any, Any], Any], which: str | np.ndarray = "unlabelled",
+                   batch_size: int | None = None) -> tuple[np.ndarray, ...]:
+        """``fn(model, x)`` on every batch of `inputs` (``which`` as there); the per-row
+        outputs (a tensor or a tuple of tensors) concatenated, one numpy array per output.
+
+        Prefer it to iterating `inputs` when the per-batch work is the cost (DeepFool, a
+        loss-prediction module): a run over several processes shards it, each process
+        calling ``fn`` on its own copy of the model, so ``fn`` must be picklable (a
+        module-level function, or a ``functools.partial`` of one with picklable values).
+        """
+        self._require("inputs")
+        idx = self.indices(which) if isinstance(which, str) else np.asarray(which, np.int64)
+        return self.outputs.map_inputs(fn, idx, batch_size)
+
     def grad_embeddings(self, which: str = "unlabelled") -> GradEmbedding:
         """Gradient of the cross-entropy at the pseudo-label w.r.t. the last layer, factorised.
 
@@ -196,7 +216,7 @@ class Strategy(ABC):
         return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
 
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", plugin_group=STRATEGIES_GROUP)
 
 
 def register_strategy(name: str):

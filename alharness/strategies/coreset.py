@@ -24,7 +24,9 @@ class CoreSet(Strategy):
 
     The cover radius (largest distance from any pool point to its nearest labelled or
     picked point) is the quantity the paper's bound (Theorem 1) depends on, so it is a
-    useful per-cycle diagnostic in the results rows.
+    useful per-cycle diagnostic in the results rows. It is exactly 0 when every
+    unlabelled point left is an exact copy of a labelled or picked one (then the batch is
+    filled in pool order; see `kcenter_greedy`).
     """
 
     needs: ClassVar[frozenset[str]] = frozenset({"embeddings"})

@@ -24,6 +24,7 @@ ReLUs dead: the steps are zero) first, as if it sat on the boundary.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -81,6 +82,14 @@ def deepfool(model: nn.Module, x: torch.Tensor, max_iter: int = 50, overshoot: f
     return DeepFoolResult((1 + overshoot) * r_tot, steps, flipped)
 
 
+def deepfool_scores(model: nn.Module, x: torch.Tensor, max_iter: int, overshoot: float,
+                    candidates: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L2 norm of DeepFool's perturbation (float64), whether it flipped the prediction)
+    for one batch: what `DFAL` maps over the pool with `SelectionContext.map_inputs`."""
+    found = deepfool(model, x, max_iter, overshoot, candidates)
+    return found.perturbation.flatten(1).norm(dim=1).double(), found.flipped
+
+
 def _step(f: torch.Tensor, xa: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """One DeepFool step for the ``rows`` of ``xa`` whose candidate logits are ``f``
     (column 0: the original class)."""
@@ -131,14 +140,11 @@ class DFAL(Strategy):
         if ctx.task != "multiclass":
             raise ConfigError(f"dfal needs single-label (multiclass) data; this dataset is "
                               f"{ctx.task}: pick another strategy")
-        model = ctx.model.eval()
+        ctx.model.eval()
         pool = ctx.unlabelled[unlabelled_subset(ctx, self.subset, budget)]
-        norms, flipped = [], []
-        for _, x in ctx.inputs(pool, self.batch_size):
-            found = deepfool(model, x, self.max_iter, self.overshoot, self.candidates)
-            norms.append(found.perturbation.flatten(1).norm(dim=1).double().cpu().numpy())
-            flipped.append(found.flipped.cpu().numpy())
-        scores, converged = np.concatenate(norms), np.concatenate(flipped)
+        scores, converged = ctx.map_inputs(
+            partial(deepfool_scores, max_iter=self.max_iter, overshoot=self.overshoot,
+                    candidates=self.candidates), pool, self.batch_size)
         ctx.record("dfal_unconverged", float((~converged).mean()) if len(pool) else 0.0)
         scores[~converged] += scores[converged].max(initial=0.0) + 1.0  # after every flipped point
         return pool[top_k(scores, budget, ctx.rng, largest=False)]

@@ -41,13 +41,14 @@ training ends, before the cycle's checkpoint), so a resumed run continues exactl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 from alharness.errors import ConfigError, SelectionError
 from alharness.ops.topk import top_k
@@ -100,8 +101,8 @@ def stage_taps(model: nn.Module, example: torch.Tensor) -> list[tuple[str, int]]
         raise ConfigError("lloss: the model has no `body` to tap; name modules to tap with "
                           "strategy.taps")
     children = list(body.named_children()) if isinstance(body, nn.Sequential) else []
-    shapes = _output_shapes(model, example, [("body", body)] + [(f"body.{n}", m) for n, m in children])
     names = [f"body.{name}" for name, _ in children]
+    shapes = _output_shapes(model, example, ["body", *names])
     taps = []
     for i, name in enumerate(names):
         shape = shapes[name]
@@ -119,24 +120,43 @@ def named_taps(model: nn.Module, example: torch.Tensor, names: Sequence[str]) ->
         known = ", ".join(n for n in list(modules)[:12] if n)
         raise ConfigError(f"lloss: strategy.taps {missing} are not modules of the model "
                           f"(e.g. {known}, …)")
-    shapes = _output_shapes(model, example, [(n, modules[n]) for n in names])
+    shapes = _output_shapes(model, example, names)
     return [(n, _channels(shapes[n])) for n in names]
 
 
+@contextmanager
+def captured_outputs(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """The outputs of ``model``'s modules ``names`` in the forward passes run while open."""
+    captured: dict[str, torch.Tensor] = {}
+    modules = dict(model.named_modules())
+    handles = [modules[name].register_forward_hook(
+        lambda _m, _i, out, n=name: captured.__setitem__(n, out)) for name in names]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _output_shapes(model: nn.Module, example: torch.Tensor,
-                   modules: list[tuple[str, nn.Module]]) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = [m.register_forward_hook(lambda _m, _i, out, n=n: shapes.__setitem__(n, tuple(out.shape)))
-               for n, m in modules]
+                   names: Sequence[str]) -> dict[str, tuple[int, ...]]:
     was_training = model.training
     try:
-        with torch.no_grad():
+        with torch.no_grad(), captured_outputs(model, names) as captured:
             model.eval()(example)
     finally:
         model.train(was_training)
-        for h in handles:
-            h.remove()
-    return shapes
+    return {name: tuple(out.shape) for name, out in captured.items()}
+
+
+@torch.no_grad()
+def predicted_losses(model: nn.Module, x: torch.Tensor, module: LossNet,
+                     tap_names: Sequence[str]) -> torch.Tensor:
+    """Predicted losses of a batch (the model in eval mode): what `LearningLoss` maps over
+    the pool with `SelectionContext.map_inputs` (``module`` may arrive on another device)."""
+    with captured_outputs(model, tap_names) as captured:
+        model(x)
+    return module.to(x.device)([captured[name] for name in tap_names]).float()
 
 
 def _channels(shape: tuple[int, ...]) -> int:
@@ -162,7 +182,7 @@ class LossPredictionAddon:
         self.stop_epoch = 0
         self.carry_over = False
         self._captured: dict[str, torch.Tensor] = {}
-        self._handles: list[RemovableHandle] = []
+        self._hooks = ExitStack()
 
     def attach(self, model: nn.Module, example: torch.Tensor, cfg: Any) -> None:
         found = named_taps(model, example, self.taps) if self.taps else stage_taps(model, example)
@@ -173,7 +193,7 @@ class LossPredictionAddon:
             self.module.load_state_dict({k: torch.as_tensor(v) for k, v in self.cache[CACHE_KEY].items()})
         self.module.train()
         self.stop_epoch = round(self.stop_grad_after * cfg.epochs)
-        self._hook(model)
+        self._captured = self._hooks.enter_context(captured_outputs(model, self.tap_names))
 
     def parameters(self) -> list[nn.Parameter]:
         return list(self.module.parameters())
@@ -186,32 +206,12 @@ class LossPredictionAddon:
         return self.weight * ranking_loss(predicted, per_example_loss.float(), self.margin)
 
     def detach(self) -> None:
-        self._unhook()
+        self._hooks.close()
+        self._captured = {}
         self.module.eval()
         if self.carry_over:
             self.cache[CACHE_KEY] = {k: v.detach().cpu().numpy()
                                      for k, v in self.module.state_dict().items()}
-
-    @torch.no_grad()
-    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Predicted losses of a batch (the model in eval mode)."""
-        self._hook(model)
-        try:
-            model(x)
-            return self.module([self._captured[name] for name in self.tap_names]).float()
-        finally:
-            self._unhook()
-
-    def _hook(self, model: nn.Module) -> None:
-        modules = dict(model.named_modules())
-        self._handles = [modules[name].register_forward_hook(
-            lambda _m, _i, out, n=name: self._captured.__setitem__(n, out))
-            for name in self.tap_names]
-
-    def _unhook(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles, self._captured = [], {}
 
 
 @register_strategy("lloss")
@@ -248,8 +248,9 @@ class LearningLoss(Strategy):
         if self._addon is None or self._addon.module is None:
             raise SelectionError("lloss: no loss-prediction module was trained this cycle; it "
                                  "is built by the trainer through Strategy.training_addon")
-        model = ctx.model.eval()
+        ctx.model.eval()
         pool = ctx.unlabelled[unlabelled_subset(ctx, self.subset, budget)]
-        scores = [self._addon.predict(model, x).cpu().numpy()
-                  for _, x in ctx.inputs(pool, self.batch_size)]
-        return pool[top_k(np.concatenate(scores), budget, ctx.rng, largest=True)]
+        predict = partial(predicted_losses, module=self._addon.module.cpu(),  # pickled to ranks
+                          tap_names=self._addon.tap_names)
+        (scores,) = ctx.map_inputs(predict, pool, self.batch_size)
+        return pool[top_k(scores, budget, ctx.rng, largest=True)]

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from alharness.ops.batches import stack_batch_outputs
+
 
 class ArrayOutputs:
     """Serve ``probs``/``embeddings``/``mc_probs`` from arrays indexed by pool position.
@@ -62,6 +64,10 @@ class ArrayOutputs:
             raise ValueError("ArrayOutputs was built without inputs; pass inputs= to run "
                              "strategies that need 'inputs'")
         return self._batches(self._inputs, idx, batch_size or 1024)
+
+    def map_inputs(self, fn: Any, idx: np.ndarray,
+                   batch_size: int | None = None) -> tuple[np.ndarray, ...]:
+        return stack_batch_outputs(fn(self.model, x) for _, x in self.inputs(idx, batch_size))
 
     def _batches(self, inputs: np.ndarray, idx: np.ndarray,
                  step: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:

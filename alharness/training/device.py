@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -34,6 +35,21 @@ def set_cpu_threads(threads: int | None) -> None:
     if int(threads) < 1:
         raise ConfigError(f"torch_threads={threads}; use a positive count or null")
     torch.set_num_threads(int(threads))
+
+
+def set_deterministic(device: torch.device, on: bool = True) -> None:
+    """``deterministic``: on CUDA, cuDNN's deterministic kernels without autotuning and
+    torch's deterministic algorithms where they exist (a warning names an op that has
+    none), so that a config and seed give the same numbers on the same GPU. Costs some
+    speed; ``deterministic=false`` gives it back. The CPU needs nothing (its kernels are
+    deterministic for a fixed thread count)."""
+    if device.type != "cuda":
+        return
+    if on:  # cuBLAS needs a fixed workspace before its first call to be reproducible
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on
+    torch.use_deterministic_algorithms(on, warn_only=True)
 
 
 def seed_everything(seed: int) -> None:

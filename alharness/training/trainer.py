@@ -2,22 +2,35 @@
 
 The trainer knows nothing of strategies. A strategy that must learn something alongside
 the classifier (e.g. Learning Loss) passes a `TrainingAddon`; the trainer only calls it.
+
+With several processes (``trainer.devices``/``num_nodes``, see
+`alharness.training.distributed`) the model is wrapped in DistributedDataParallel and each
+rank trains on its share of every global batch (`alharness.training.sharding`), so the
+steps are those of one process with the same ``batch_size``; the epoch's loss and
+accuracy, and with them the ``stop_at_train_acc`` decision, are summed over all ranks.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 import torch
+from annotated_types import Ge, Gt, Le
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
-from alharness.errors import ConfigError, HarnessError
+from alharness.bounds import Count, NonNegative
+from alharness.errors import HarnessError
+from alharness.training import distributed
+from alharness.training.device import derive_seed
+from alharness.training.sharding import GlobalBatchSampler
 
 
 class TrainingError(HarnessError):
@@ -51,37 +64,35 @@ class TrainingAddon(Protocol):
 
 @dataclass
 class TrainerConfig:
-    """``configs/trainer/*.yaml``. ``reinit`` restores the run's initial weights every cycle
-    (ALFA-Mix / BADGE protocol); ``stop_at_train_acc`` ends training once an epoch's
-    training accuracy reaches it (BADGE's rule, 0.99 in ALFA-Mix)."""
+    """``configs/trainer/*.yaml``; the type hints are the schema the config is checked
+    against (`alharness.config.sections`). ``reinit`` restores the run's initial weights
+    every cycle (ALFA-Mix / BADGE protocol); ``stop_at_train_acc`` ends training once an
+    epoch's training accuracy reaches it (BADGE's rule, 0.99 in ALFA-Mix). ``devices`` (per
+    node, or ``auto``: every visible GPU) and ``num_nodes`` make one run data-parallel;
+    ``sync_batchnorm`` computes batch-norm statistics over the global batch (CUDA only)."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    epochs: int = 30
-    batch_size: int = 64
-    lr_schedule: str = "none"
-    stop_at_train_acc: float | None = None
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Annotated[float, Gt(0)] = 1e-3
+    momentum: Annotated[float, Ge(0)] = 0.9
+    weight_decay: Annotated[float, Ge(0)] = 0.0
+    epochs: Count = 30
+    batch_size: Count = 64
+    lr_schedule: Literal["none", "cosine"] = "none"
+    stop_at_train_acc: Annotated[float, Gt(0), Le(1)] | None = None
     reinit: bool = True
     amp: bool = True
-    num_workers: int = 0
-    eval_batch_size: int = 512
+    num_workers: NonNegative = 0
+    eval_batch_size: Count = 512
+    devices: Count | Literal["auto"] = 1
+    num_nodes: Count = 1
+    sync_batchnorm: bool = False
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> TrainerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"unknown trainer option(s) {unknown}; valid: {sorted(known)}")
-        out = cls(**dict(cfg))
-        if out.optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"trainer.optimizer={out.optimizer!r}; use adam or sgd")
-        if out.lr_schedule not in ("none", "cosine"):
-            raise ConfigError(f"trainer.lr_schedule={out.lr_schedule!r}; use none or cosine")
-        if out.epochs < 1 or out.batch_size < 1:
-            raise ConfigError("trainer.epochs and trainer.batch_size must be positive")
-        return out
+        """Validated against the fields' type hints; a bad value is a one-line `ConfigError`."""
+        from alharness.config.sections import build_dataclass
+
+        return build_dataclass(cls, cfg, "trainer")
 
 
 @dataclass
@@ -122,41 +133,66 @@ def _optimiser(params: list[nn.Parameter], cfg: TrainerConfig) -> torch.optim.Op
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def loader(dataset: Dataset, indices: np.ndarray | None, batch_size: int, device: torch.device,
-           num_workers: int = 0, shuffle: bool = False,
+def loader(dataset: Dataset, indices: np.ndarray | None, batch_size: int | None,
+           device: torch.device, num_workers: int = 0,
+           batch_sampler: Sampler[list[int]] | None = None,
            generator: torch.Generator | None = None) -> DataLoader:
-    """A DataLoader over ``dataset[indices]`` with pinned memory on CUDA; workers, if any,
-    live for all epochs of one call (not re-spawned per epoch)."""
+    """A DataLoader over ``dataset[indices]`` in order (``batch_size``) or in the batches of
+    ``batch_sampler``, with pinned memory on CUDA; workers, if any, live for all epochs of
+    one call (not re-spawned per epoch) and draw per-rank random streams."""
     subset = dataset if indices is None else Subset(dataset, np.asarray(indices).tolist())
-    return DataLoader(subset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=num_workers, pin_memory=device.type == "cuda",
-                      persistent_workers=num_workers > 0)
+    batching = {"batch_size": batch_size} if batch_sampler is None else {"batch_sampler": batch_sampler}
+    return DataLoader(subset, **batching, generator=generator, num_workers=num_workers,
+                      pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
+                      worker_init_fn=_worker_init(distributed.rank()))
+
+
+def _worker_init(rank: int) -> Callable[[int], None] | None:
+    """Loader workers of every rank get the same base seed from the shared generator; give
+    ranks > 0 their own augmentation streams (rank 0 keeps torch's)."""
+    return None if rank == 0 else partial(_reseed_worker, rank)
+
+
+def _reseed_worker(rank: int, worker_id: int) -> None:
+    torch.manual_seed(derive_seed(torch.initial_seed(), rank))
 
 
 def train(model: nn.Module, dataset: Dataset, indices: np.ndarray, task: str,
           cfg: TrainerConfig, seed: int, device: torch.device, progress: bool = False,
           addon: TrainingAddon | None = None) -> TrainResult:
-    """Train ``model`` in place on ``dataset[indices]``; deterministic given ``seed``."""
+    """Train ``model`` in place on ``dataset[indices]``; deterministic given ``seed`` (and,
+    with several processes, the number of them)."""
     start = time.perf_counter()
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    data = loader(dataset, indices, cfg.batch_size, device, cfg.num_workers, shuffle=True,
+    torch.manual_seed(distributed.rank_seed(seed))
+    generator = torch.Generator().manual_seed(seed)  # the same on every rank: one global order
+    batches = GlobalBatchSampler(len(indices), cfg.batch_size, generator)
+    data = loader(dataset, indices, None, device, cfg.num_workers, batch_sampler=batches,
                   generator=generator)
     model.to(device).train()
+    if cfg.sync_batchnorm and distributed.world_size() > 1:
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the layers inside `model`
     if addon is not None:
         addon.attach(model, dataset[int(indices[0])][0].unsqueeze(0).to(device), cfg)
     try:
-        return _fit(model, data, task, cfg, device, progress, addon, start)
+        return _fit(model, data, batches, task, cfg, device, progress, addon, start)
     finally:
         if addon is not None:
             addon.detach()
 
 
-def _fit(model: nn.Module, data: DataLoader, task: str, cfg: TrainerConfig,
-         device: torch.device, progress: bool, addon: TrainingAddon | None,
-         start: float) -> TrainResult:
-    params = list(model.parameters()) + (list(addon.parameters()) if addon else [])
-    optimiser = _optimiser(params, cfg)
+def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    if distributed.world_size() == 1:
+        return model
+    gpu = [torch.cuda.current_device()] if device.type == "cuda" else None  # this rank's GPU
+    return DistributedDataParallel(model, device_ids=gpu)
+
+
+def _fit(model: nn.Module, data: DataLoader, batches: GlobalBatchSampler, task: str,
+         cfg: TrainerConfig, device: torch.device, progress: bool,
+         addon: TrainingAddon | None, start: float) -> TrainResult:
+    net = _data_parallel(model, device)
+    addon_params = list(addon.parameters()) if addon else []
+    optimiser = _optimiser(list(model.parameters()) + addon_params, cfg)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, cfg.epochs)
                 if cfg.lr_schedule == "cosine" else None)
     use_amp = cfg.amp and device.type == "cuda"
@@ -166,28 +202,33 @@ def _fit(model: nn.Module, data: DataLoader, task: str, cfg: TrainerConfig,
     bar = tqdm(range(cfg.epochs), desc="  train", leave=False, disable=not progress, unit="ep")
     for epoch in bar:
         total_loss, correct, seen = 0.0, 0.0, 0
-        for x, y in data:
+        for step, (x, y) in enumerate(data):
+            rows, divisor = batches.share(step)  # rows = len(x), or 0 for a stand-in row
+            weight = 1.0 if rows else 0.0
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):
-                logits = model(x)
+                logits = net(x)
                 per_example = criterion(logits.float(), y)
-                loss = per_example.mean()
+                loss = per_example.sum() * weight / divisor  # = the mean with one process
                 if addon is not None:
-                    loss = loss + addon.extra_loss(model, per_example, epoch)
+                    loss = loss + addon.extra_loss(model, per_example, epoch) * weight
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"training loss became {loss.item()} at epoch {epoch} (lr={cfg.lr}); "
                     "lower trainer.lr or check the data for NaNs")
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            distributed.average_gradients(addon_params)
             scaler.step(optimiser)
             scaler.update()
-            total_loss += float(per_example.detach().sum())  # the classifier's loss only
-            correct += _correct(logits.detach(), y, task)
-            seen += len(y)
+            if rows:
+                total_loss += float(per_example.detach().sum())  # the classifier's loss only
+                correct += _correct(logits.detach(), y, task)
+                seen += rows
         if schedule is not None:
             schedule.step()
+        total_loss, correct, seen = distributed.all_sum([total_loss, correct, seen])
         loss_mean, acc = total_loss / max(seen, 1), correct / max(seen, 1)
         bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{acc:.3f}")
         if cfg.stop_at_train_acc is not None and acc >= cfg.stop_at_train_acc:

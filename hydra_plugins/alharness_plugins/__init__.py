@@ -1,0 +1,1 @@
+"""Hydra plugins that alharness installs (see alharness_plugins.py)."""
