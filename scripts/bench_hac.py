@@ -6,9 +6,8 @@
     python scripts/bench_hac.py --scale 1000000 2000000          # graph backend alone, d = 128
     python scripts/bench_hac.py --scale 10000000                 # the paper's pool size
 
-Agreement rows: the exact reference (`alharness.ops.hac_exact.exact_average_linkage` when
-it exists, else SciPy's ``linkage(method="average")`` + ``fcluster``, which holds the n²
-matrix: up to ~25,000 points) gives ε for each mean cluster size; the graph backend
+Agreement rows: the exact dendrogram (`alharness.ops.hac_exact.exact_merges`, equal to
+SciPy's ``linkage(method="average")``) gives ε for each mean cluster size; the graph backend
 (k = ``--k`` neighbours + ``--far`` far candidates, `alharness.ops.hac`) is cut at that
 same ε and compared by ARI/NMI. ``own_eps`` is the graph backend's own ε for the target
 size, relative to exact's (inf: above 1.25 × exact's, where the graph run stops; its
@@ -18,14 +17,16 @@ size, relative to exact's (inf: above 1.25 × exact's, where the graph run stops
 ±10 %, shift, pixel noise) with the default model (small CNN, trained 30 epochs on the
 digits pool), 128-d penultimate layer. ``--outlier`` adds one point far from everything
 (the pool's max + 10 × its range in every coordinate); ARI/NMI are then over the other
-points.
+points, and ``ari_clean`` compares each backend's partition of them with its own partition
+of the pool without the outlier, at the same ε.
 
 Scaling rows: the mixture at ``--dim`` for the graph backend alone, target mean size 10,
 split into the graph (kNN + far candidates) and HAC seconds; ``cpu_s`` is the process's
 CPU time (both threads), robust to a loaded machine.
 
 Every measurement runs in a fresh subprocess (`alharness.bench.run_row`), so
-``peak_mb`` is that measurement's own peak RSS, input included.
+``peak_mb`` is that measurement's own peak RSS, input included (the data are made in a
+worker too: on Linux a child's peak RSS starts at its parent's size when it forked).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from alharness.bench import peak_rss_mb, run_row  # noqa: E402
 
 AGREE = ("data", "n", "dim", "size", "backend", "eps", "own_eps", "clusters", "largest",
-         "ari", "nmi", "time_s", "peak_mb")
+         "ari", "nmi", "ari_clean", "time_s", "peak_mb")
 SCALE = ("n", "dim", "k", "far", "graph_s", "hac_s", "total_s", "cpu_s", "peak_mb",
          "pairs_per_n", "dists_per_n", "clusters", "largest")
 
@@ -102,26 +103,17 @@ def make_data(kind: str, n: int, dim: int, seed: int, outlier: bool) -> np.ndarr
     return np.ascontiguousarray(x)
 
 
-def exact_worker(x: np.ndarray, sizes: list[float]) -> dict:
-    """Exact labels and ε per size (`hac_exact` if present, else SciPy)."""
-    from alharness.ops.dendrogram import merges_needed
+def exact_worker(x: np.ndarray, sizes: list[float], eps: list[float] | None) -> dict:
+    """Exact labels at ``eps`` (default: the exact ε of each size), from one exact
+    dendrogram (`hac_exact.exact_merges`)."""
+    from alharness.ops.dendrogram import cut, threshold_for_mean_size
+    from alharness.ops.hac_exact import exact_merges
 
     start = time.perf_counter()
-    try:
-        from alharness.ops.hac_exact import exact_average_linkage
-    except ImportError:
-        from scipy.cluster.hierarchy import fcluster, linkage
-
-        z = linkage(x.astype(np.float64), method="average")
-        heights = np.sort(z[:, 2])
-        eps = [float(heights[merges_needed(len(x), s) - 1]) for s in sizes]
-        labels = [fcluster(z, e, criterion="distance") for e in eps]
-        backend = "scipy"
-    else:
-        runs = [exact_average_linkage(x, target_cluster_size=s) for s in sizes]
-        labels, eps = [r[0] for r in runs], [float(r[1]) for r in runs]
-        backend = "hac_exact"
-    return {"backend": backend, "eps": eps, "labels": [np.asarray(v).tolist() for v in labels],
+    merges = exact_merges(x)
+    eps = eps or [threshold_for_mean_size(merges, s) for s in sizes]
+    labels = [cut(merges, e).tolist() for e in eps]
+    return {"backend": "exact", "eps": eps, "labels": labels,
             "time_s": time.perf_counter() - start}
 
 
@@ -168,14 +160,22 @@ def scale_worker(n: int, dim: int, k: int, far: int, seed: int) -> dict:
 def agreement_rows(args: argparse.Namespace, kind: str, tmp: Path) -> list[dict]:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    x = make_data(kind, args.n, args.dim, args.seed, args.outlier)
-    path = tmp / "x.npy"
-    np.save(path, x)
+    path = tmp / "x.npy"  # made in a worker: a child's peak RSS starts at its parent's
+    run_row([sys.executable, __file__, "--worker", "data", "--worker-data", str(path),
+             "--data", kind, "--n", str(args.n), "--dim", str(args.dim),
+             "--seed", str(args.seed), *(["--outlier"] if args.outlier else [])])
+    x = np.load(path)
     common = [sys.executable, __file__, "--worker-data", str(path), "--sizes",
               *map(str, args.sizes), "--k", str(args.k), "--far", str(args.far)]
     exact = run_row([*common, "--worker", "exact"])
     graph = run_row([*common, "--worker", "graph", "--eps", *map(str, exact["eps"])])
     keep = slice(0, len(x) - 1) if args.outlier else slice(None)
+    clean = {}  # each backend without the outlier, at the same ε
+    if args.outlier:
+        np.save(path, x[keep])
+        clean = {run["backend"]: run_row([*common, "--worker", run["backend"], "--eps",
+                                          *map(str, exact["eps"])])
+                 for run in (exact, graph)}
     name = Path(kind).stem + ("+outlier" if args.outlier else "")
     rows = []
     for i, size in enumerate(args.sizes):
@@ -189,6 +189,8 @@ def agreement_rows(args: argparse.Namespace, kind: str, tmp: Path) -> list[dict]
                 "own_eps": round(run.get("own_eps", exact["eps"])[i] / exact["eps"][i], 4),
                 "clusters": len(counts), "largest": int(counts.max()),
                 "ari": round(adjusted_rand_score(truth, labels), 3),
+                "ari_clean": (round(adjusted_rand_score(
+                    clean[run["backend"]]["labels"][i], labels), 3) if clean else ""),
                 "nmi": round(normalized_mutual_info_score(truth, labels), 3),
                 "time_s": round(run["time_s"], 1), "peak_mb": round(run["peak_mb"])})
     return rows
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="scaling rows for these pool sizes (graph backend alone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
-    parser.add_argument("--worker", choices=["exact", "graph", "scale"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["data", "exact", "graph", "scale"], help=argparse.SUPPRESS)
     parser.add_argument("--worker-data", help=argparse.SUPPRESS)
     parser.add_argument("--eps", type=float, nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -225,11 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is None:
         args.data = [] if args.npz else ["mixture", "digits"]
     if args.worker:
-        if args.worker == "scale":
+        if args.worker == "data":
+            x = make_data(args.data[0], args.n, args.dim, args.seed, args.outlier)
+            np.save(args.worker_data, x)
+            row = {"n": len(x)}
+        elif args.worker == "scale":
             row = scale_worker(args.n, args.dim, args.k, args.far, args.seed)
         else:
             x = np.load(args.worker_data)
-            row = (exact_worker(x, args.sizes) if args.worker == "exact"
+            row = (exact_worker(x, args.sizes, args.eps) if args.worker == "exact"
                    else graph_worker(x, args.sizes, args.eps, args.k, args.far))
             row["peak_mb"] = peak_rss_mb()
         print(json.dumps(row))

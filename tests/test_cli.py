@@ -47,6 +47,10 @@ BAD_INPUTS = [
     (["trainer.amp=maybe"], "trainer.amp: wrong type (got 'maybe'; expected true or false)"),
     (["strategy=cluster_margin", "strategy.epsilon=abc"], "strategy.epsilon: wrong type"),
     (["strategy=cluster_margin", "strategy.km=0.5"], "km must be ≥ 1"),
+    (["strategy=cluster_margin", "strategy.hac=foo"], "strategy.hac: not a valid choice (got "
+                                                      "'foo'; expected one of auto, exact, graph)"),
+    (["strategy=cluster_margin", "strategy.hac_exact_max_n=0"],
+     "strategy.hac_exact_max_n: out of range"),
     (["strategy=bald", "strategy.passes=1"], "at least 2 MC-dropout passes"),
     (["strategy=nope"], "strategy: unknown option 'nope' (expected one of alfa_mix, badge"),
     (["strategy=entropyy"], "did you mean entropy?"),

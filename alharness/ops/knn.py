@@ -23,8 +23,8 @@ tiles: exact at any pool size); ``ivf``/``hnsw`` always run on the CPU. Without 
 blocked exact numpy search is used (O(n²) time, O(block·n) memory).
 
 ``far`` adds that many random *far candidates* per point after its k nearest: points drawn
-uniformly from the members of the ``nprobe`` cells nearest to the point's cell (the IVF
-cells; for the other searches a partition made the same way), i.e. from the few thousand
+uniformly from the members of the `FAR_CELLS` cells nearest to the point's cell (the IVF
+cells; for the other searches a partition made the same way), i.e. from the ~2,000
 points around it. They are what lets graph HAC see pairs of sizeable clusters that share
 no kNN edge (the module doc of `alharness.ops.hac` has the measurements).
 
@@ -53,6 +53,8 @@ INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 EXACT_MAX = 20_000
 #: Points per IVF cell (``nlist = n / CELL_SIZE`` unless given).
 CELL_SIZE = 512
+#: Far candidates are drawn from the members of this many cells nearest to a point's cell.
+FAR_CELLS = 4
 #: Elements (rows × neighbours × dimensions) of one block of `neighbour_distances`.
 BLOCK_ELEMENTS = 1 << 22
 
@@ -71,7 +73,7 @@ class KnnGraph:
 
 
 def knn_graph(x: np.ndarray, k: int = 10, index: str = "auto", *, far: int = 0,
-              nlist: int | None = None, nprobe: int = 4, hnsw_m: int = 16,
+              nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 16,
               ef_search: int = 32, seed: int = 0, gpu: int | None = None) -> KnnGraph:
     """The ``k`` nearest other points of every row of ``x`` (n, d), and ``far`` random
     far candidates (module docstring).
@@ -199,9 +201,10 @@ class _Cells:
         probes = faiss.knn(centroids, centroids, min(nprobe, len(centroids)))[1]
         return cls(members, ptr, probes)
 
-    def candidates(self, c: int) -> np.ndarray:
+    def candidates(self, c: int, cells: int | None = None) -> np.ndarray:
+        """Members of cell c's ``cells`` nearest cells (default: all its probes)."""
         return np.concatenate([self.members[self.ptr[j]:self.ptr[j + 1]]
-                               for j in self.probes[c] if j >= 0])
+                               for j in self.probes[c, :cells] if j >= 0])
 
     def search(self, x: np.ndarray, k: int) -> np.ndarray:
         """(n, k) ids of each point's k nearest among its cell's candidates (−1 = none).
@@ -227,14 +230,15 @@ class _Cells:
         return out
 
     def draw(self, count: int, seed: int) -> np.ndarray:
-        """(n, count) points drawn uniformly from each point's cell candidates."""
+        """(n, count) points drawn uniformly from the members of the `FAR_CELLS` cells
+        nearest to each point's cell."""
         rng = np.random.default_rng(seed)
         n = len(self.members)
         out = np.empty((n, count), np.int32 if n < 2**31 else np.int64)
         for c in range(len(self.ptr) - 1):
             queries = self.members[self.ptr[c]:self.ptr[c + 1]]
             if len(queries):
-                pool = self.candidates(c)
+                pool = self.candidates(c, FAR_CELLS)
                 out[queries] = pool[rng.integers(0, len(pool), (len(queries), count))]
         return out
 
