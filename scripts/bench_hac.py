@@ -24,6 +24,8 @@ Scaling rows: the mixture at ``--dim`` for the graph backend alone, target mean 
 split into the graph (kNN + far candidates) and HAC seconds; ``cpu_s`` is the process's
 CPU time (both threads), robust to a loaded machine.
 
+Measured tables (with data, load and commands): docs/strategies.md, Cluster-Margin.
+
 Every measurement runs in a fresh subprocess (`alharness.bench.run_row`), so
 ``peak_mb`` is that measurement's own peak RSS, input included (the data are made in a
 worker too: on Linux a child's peak RSS starts at its parent's size when it forked).
