@@ -239,6 +239,15 @@ def test_hac_auto_runs_exact_up_to_hac_exact_max_n_graph_above_and_says_so(pool,
     np.testing.assert_array_equal(state["labels"], expected[0])
 
 
+def test_non_finite_embeddings_are_a_selection_error_not_garbage_clusters(pool):
+    probs, emb, _ = pool
+    emb = emb.copy()
+    emb[7, 1] = np.nan
+    for hac in ("exact", "graph"):
+        with pytest.raises(SelectionError, match="1 of the 200 pool embeddings contain NaN"):
+            ClusterMargin(hac=hac).prepare(context(probs, emb))
+
+
 def test_hac_exact_and_graph_run_whatever_the_pool_size(pool):
     probs, emb, _ = pool
     for hac in ("exact", "graph"):

@@ -176,6 +176,11 @@ class ClusterMargin(Strategy):
         embeddings only, and drawing it from ``ctx.rng`` would shift every later random
         choice of the cycle.
         """
+        bad = int((~np.isfinite(embeddings).all(axis=1)).sum())
+        if bad:
+            raise SelectionError(f"cluster_margin: {bad:,} of the {len(embeddings):,} pool "
+                                 "embeddings contain NaN or inf (did training diverge? see "
+                                 "train_loss); HAC cannot cluster them")
         target = None if self.epsilon is not None else self.target_cluster_size
         backend, why = self.backend(len(embeddings))
         log.info("cluster_margin: %s average-linkage HAC of %s points (%s)", backend,
