@@ -4,6 +4,7 @@ so that its peak RSS (``ru_maxrss``) is its own and no earlier row warms its cac
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 
 
@@ -18,3 +19,8 @@ def run_row(cmd: list[str]) -> dict:
     if proc.returncode != 0:
         raise RowError((proc.stderr.strip().splitlines() or ["(no output)"])[-1])
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

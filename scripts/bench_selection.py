@@ -84,7 +84,7 @@ def run_one(args: argparse.Namespace) -> dict:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"strategy": args.strategy, "n": args.n, "dim": args.dim, "classes": args.classes,
             "batch": args.batch, "prepare_s": round(t1 - t0, 3), "select_s": round(t2 - t1, 3),
-            "peak_rss_mb": round(peak_mb, 1), **{k: round(v, 6) for k, v in ctx.diagnostics.items()}}
+            "peak_rss_mb": round(peak_mb, 1), **{k: v if isinstance(v, str) else round(v, 6) for k, v in ctx.diagnostics.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,10 @@ BAD_INPUTS = [
     (["trainer.amp=maybe"], "trainer.amp: wrong type (got 'maybe'; expected true or false)"),
     (["strategy=cluster_margin", "strategy.epsilon=abc"], "strategy.epsilon: wrong type"),
     (["strategy=cluster_margin", "strategy.km=0.5"], "km must be ≥ 1"),
+    (["strategy=cluster_margin", "strategy.hac=foo"], "strategy.hac: not a valid choice (got "
+                                                      "'foo'; expected one of auto, exact, graph)"),
+    (["strategy=cluster_margin", "strategy.hac_exact_max_n=0"],
+     "strategy.hac_exact_max_n: out of range"),
     (["strategy=bald", "strategy.passes=1"], "strategy.passes: out of range (got 1; expected an "
                                              "integer ≥ 2)"),
     (["strategy=alfa_mix", "strategy.alpha_cap=0"], "strategy.alpha_cap: out of range (got 0; "

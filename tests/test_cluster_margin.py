@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from scipy import stats
 from alharness.errors import ConfigError, SelectionError
 from alharness.loop.run_folder import LoopState, RunFolder
 from alharness.loop.runner import run_experiment
+from alharness.ops.hac import average_linkage, neighbour_graph
+from alharness.ops.hac_exact import exact_average_linkage
+from alharness.ops.knn import diameter_bound
 from alharness.strategies import SelectionContext, build_strategy, validate_picks
 from alharness.strategies.cluster_margin import CACHE_KEY, ClusterMargin, cuda_device, round_robin
 from alharness.strategies.outputs import ArrayOutputs
@@ -206,11 +210,51 @@ def test_checkpoint_round_trips_the_cluster_cache(tmp_path, pool):
 @pytest.mark.parametrize("params,message", [
     ({"km": 0.5}, "km"), ({"epsilon": None, "target_cluster_size": None}, "epsilon"),
     ({"epsilon": -1}, "epsilon"), ({"target_cluster_size": 0}, "target_cluster_size"),
-    ({"knn_k": 0}, "knn_k"), ({"knn_index": "annoy"}, "knn_index"),
+    ({"knn_k": 0}, "knn_k"), ({"knn_index": "annoy"}, "knn_index"), ({"hac": "foo"}, "hac"),
+    ({"hac_exact_max_n": 0}, "hac_exact_max_n"),
     ({"multilabel_aggregate": "max"}, "multilabel_aggregate")])
 def test_bad_parameters_are_config_errors(params, message):
     with pytest.raises(ConfigError, match=message):
         build_strategy({"name": "cluster_margin", **params})
+
+
+@pytest.mark.parametrize("max_n,backend", [(199, "graph"), (200, "exact")])
+def test_hac_auto_runs_exact_up_to_hac_exact_max_n_graph_above_and_says_so(pool, max_n, backend,
+                                                                           caplog):
+    probs, emb, _ = pool
+    ctx = context(probs, emb)
+    with caplog.at_level(logging.INFO, logger="alharness"):
+        ClusterMargin(hac_exact_max_n=max_n, knn_k=5).prepare(ctx)
+    state = ctx.cache[CACHE_KEY]
+    assert state["hac"] == ctx.diagnostics["cm_hac"] == backend
+    assert f"cluster_margin: {backend} average-linkage HAC of 200 points" in caplog.text
+    # ε from target_cluster_size is derived on the backend that ran.
+    if backend == "exact":
+        expected = exact_average_linkage(emb, target_cluster_size=10)
+    else:
+        graph = neighbour_graph(emb, 5, seed=0)
+        expected = average_linkage(emb, graph.ids, graph.dists, target_cluster_size=10,
+                                   diameter=diameter_bound(emb))
+    assert state["epsilon"] == expected[1]
+    np.testing.assert_array_equal(state["labels"], expected[0])
+
+
+def test_non_finite_embeddings_are_a_selection_error_not_garbage_clusters(pool):
+    probs, emb, _ = pool
+    emb = emb.copy()
+    emb[7, 1] = np.nan
+    for hac in ("exact", "graph"):
+        with pytest.raises(SelectionError, match="1 of the 200 pool embeddings contain NaN"):
+            ClusterMargin(hac=hac).prepare(context(probs, emb))
+
+
+def test_hac_exact_and_graph_run_whatever_the_pool_size(pool):
+    probs, emb, _ = pool
+    for hac in ("exact", "graph"):
+        ctx = context(probs, emb)
+        ClusterMargin(hac=hac, hac_exact_max_n=1 if hac == "exact" else 10**6,
+                      knn_k=5).prepare(ctx)
+        assert ctx.diagnostics["cm_hac"] == hac
 
 
 def test_the_knn_search_is_offered_the_models_cuda_device():
@@ -248,6 +292,7 @@ def test_killed_run_resumes_with_the_same_clusters_and_results(make_config, tmp_
     (reference,) = (p.parent for p in Path(clean["results_dir"]).rglob("rows.csv"))
     rows, ref = pd.read_csv(folder / "rows.csv"), pd.read_csv(reference / "rows.csv")
     assert (rows["cm_clustered_at_cycle"].dropna() == 0).all()
+    assert (rows["cm_hac"].dropna() == "exact").all()  # hac=auto on a pool this small
     stable = ["cycle", "n_labelled", "metric", "cm_clusters", "cm_epsilon", "cm_candidates"]
     pd.testing.assert_frame_equal(rows[stable], ref[stable])
     with np.load(folder / "picks.npz") as ours, np.load(reference / "picks.npz") as theirs:

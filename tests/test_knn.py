@@ -3,6 +3,8 @@ among duplicates, distances are exact, the approximate searches find most neighb
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -105,3 +107,69 @@ def test_gpu_search_runs_only_when_asked_and_faiss_sees_a_gpu(monkeypatch):
     np.testing.assert_array_equal(graph.dists, exact.dists)
     monkeypatch.setattr(knn, "EXACT_MAX", 100)  # auto stays exact on a GPU at any size
     assert knn_graph(x, 5, gpu=-1).index == "flat-gpu" and calls == [1, -1]
+
+
+def reference_distances(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The previous implementation: blocks of 8192 rows × k × d at once, float64 out."""
+    out = np.full(ids.shape, np.inf)
+    for start in range(0, len(ids), 8192):
+        block = ids[start:start + 8192]
+        diff = x[np.maximum(block, 0)] - x[start:start + 8192, None, :]
+        dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff, dtype=np.float64))
+        out[start:start + 8192] = np.where(block >= 0, dist, np.inf)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_neighbour_distances_in_small_blocks_equal_the_unblocked_ones(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(500, 12)).astype(dtype)
+    ids = rng.integers(0, 500, (500, 7))
+    ids[::9, -2:] = -1
+    for block in (1, 100, 12 * 7 * 33, knn.BLOCK_ELEMENTS):  # 1 row … all rows per block
+        ours = knn.neighbour_distances(x, ids, block=block)
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, reference_distances(x, ids), rtol=1e-6)
+
+
+def test_far_candidates_come_from_the_points_cell_neighbourhood_with_true_distances():
+    x = low_dim_blobs(4000, seed=5)
+    graph = knn_graph(x, 10, "ivf", far=4, nlist=40, seed=3)
+    assert graph.ids.shape == (4000, 14) and graph.k == 10
+    assert graph.ids.dtype == np.int32 and graph.dists.dtype == np.float32
+    np.testing.assert_array_equal(graph.ids, knn_graph(x, 10, "ivf", far=4, nlist=40,
+                                                       seed=3).ids)
+    cells = knn._Cells.build(x, 40, 4, 3)
+    drawn = cells.draw(4, 3)
+    np.testing.assert_array_equal(drawn, graph.ids[:, 10:])
+    for c in range(len(cells.ptr) - 1):
+        members = cells.members[cells.ptr[c]:cells.ptr[c + 1]]
+        assert np.isin(drawn[members], cells.candidates(c)).all()
+    rows = np.arange(4000)[:, None]
+    true = np.linalg.norm(x[graph.ids] - x[rows], axis=2)
+    np.testing.assert_allclose(graph.dists, true, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.sort(graph.dists[:, :10], axis=1), graph.dists[:, :10])
+
+
+def traced_peak(call) -> tuple[object, int]:
+    """``call()``'s result and the peak bytes NumPy allocated during it (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("block", [1 << 14, 1 << 16])
+def test_distance_working_memory_is_bounded_by_the_block_not_by_the_graph(block, monkeypatch):
+    """Beyond its outputs, the kNN step holds a few block-sized arrays (not rows × k × d:
+    10 MB here, 6.5 GB at the issue's 10,000 × 2,048, k = 50)."""
+    x = np.random.default_rng(0).normal(size=(4000, 64)).astype(np.float32)
+    ids = np.random.default_rng(1).integers(0, 4000, (4000, 10))
+    out, peak = traced_peak(lambda: knn.neighbour_distances(x, ids, block=block))
+    assert peak - out.nbytes <= 4 * block * 8
+    monkeypatch.setattr(knn, "BLOCK_ELEMENTS", block)
+    graph, peak = traced_peak(lambda: knn_graph(x, 10, "flat"))
+    searched = 4000 * 11 * 8  # faiss's (n, k + 1) int64 ids
+    assert peak - graph.ids.nbytes - graph.dists.nbytes - searched <= 4 * block * 8

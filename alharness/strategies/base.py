@@ -95,7 +95,7 @@ class SelectionContext:
     num_classes: int = 0
     cycle: int = 0
     pool_size: int = 0
-    diagnostics: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict[str, float | str] = field(default_factory=dict)
     labelled_targets: np.ndarray | None = None
 
     def indices(self, which: str = "unlabelled") -> np.ndarray:
@@ -178,9 +178,10 @@ class SelectionContext:
     def device(self) -> Any:
         return self.outputs.device
 
-    def record(self, key: str, value: float) -> None:
-        """Put a diagnostic number (e.g. CoreSet's cover radius) into this cycle's row."""
-        self.diagnostics[key] = float(value)
+    def record(self, key: str, value: float | str) -> None:
+        """Put a diagnostic number (e.g. CoreSet's cover radius) or word (e.g. which
+        backend ran) into this cycle's row."""
+        self.diagnostics[key] = value if isinstance(value, str) else float(value)
 
 
 class Strategy(ABC):

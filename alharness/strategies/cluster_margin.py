@@ -2,8 +2,10 @@
 arXiv 2107.14263, Sec. 3 and Algorithm 1).
 
 Once, in the first cycle (after the model is trained on the seed set), the whole pool is
-embedded and clustered by average-linkage HAC with distance threshold ε
-(`alharness.ops.hac` on a kNN graph from `alharness.ops.knn`). The cluster ids live in
+embedded and clustered by average-linkage HAC with distance threshold ε: exact
+(`alharness.ops.hac_exact`, nearest-neighbour chains, no n² matrix) for pools up to
+``hac_exact_max_n`` points, above that on a kNN graph (`alharness.ops.hac`, merges at
+exact or estimated average linkage, measured against exact in docs/strategies.md). The cluster ids live in
 ``ctx.cache``, which the runner checkpoints, so a resumed run reuses them and never
 re-clusters. Every cycle: the M = ⌈km·budget⌉ lowest-margin unlabelled points are the
 candidates; they are grouped by cluster, groups are visited smallest first, and the
@@ -12,20 +14,29 @@ batch is filled round-robin with one uniformly random candidate per group per ro
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from alharness.bounds import Count
 from alharness.errors import ConfigError, SelectionError
-from alharness.ops.hac import average_linkage
-from alharness.ops.knn import INDEX_TYPES, diameter_bound, knn_graph
+from alharness.ops.hac import average_linkage, neighbour_graph
+from alharness.ops.hac_exact import exact_average_linkage
+from alharness.ops.knn import INDEX_TYPES, diameter_bound
 from alharness.ops.topk import top_k
 from alharness.strategies import scores
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
 
 #: Key of this strategy's entry in the run's ``ctx.cache``.
 CACHE_KEY = "cluster_margin"
+#: Pool size up to which ``hac=auto`` runs exact HAC: measured (docs/strategies.md) 39 s at
+#: 20,000 × 512, 86 s at 40,000, 216 s at 50,000 on 2 shared cores (quadratic beyond).
+HAC_EXACT_MAX_N = 40_000
+HAC_BACKENDS = ("auto", "exact", "graph")
+
+log = logging.getLogger("alharness")
 
 
 def round_robin(groups: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -74,7 +85,14 @@ class ClusterMargin(Strategy):
       height at which the mean cluster size (pool size / clusters) reaches this value
       (`alharness.ops.hac.threshold_for_mean_size`); one cluster if the kNN graph's
       components are smaller than that on average.
-    * ``knn_k``, ``knn_index`` — the kNN graph HAC runs on (`alharness.ops.knn`).
+    * ``hac`` — ``exact`` (`alharness.ops.hac_exact`: SciPy's average linkage, O(n²·d)
+      time, O(n·d) memory), ``graph`` (`alharness.ops.hac`: merges of kNN-adjacent
+      clusters, near-linear) or ``auto``: exact while the pool has at most
+      ``hac_exact_max_n`` points, graph above. The backend that ran is logged and
+      recorded in the rows (``cm_hac``); ε from ``target_cluster_size`` is derived on it.
+    * ``knn_k``, ``knn_index`` — the graph the graph backend runs on: k nearest
+      neighbours plus a few random far candidates per point
+      (`alharness.ops.hac.neighbour_graph`).
     * ``multilabel_aggregate`` — ``min``/``mean`` of the per-class binary margins on
       multi-label datasets (`alharness.strategies.scores.margin`).
 
@@ -88,7 +106,9 @@ class ClusterMargin(Strategy):
     needs: ClassVar[frozenset[str]] = frozenset({"probs", "embeddings"})
 
     def __init__(self, km: float = 1.25, epsilon: float | None = None,
-                 target_cluster_size: float | None = 10.0, knn_k: int = 10,
+                 target_cluster_size: float | None = 10.0,
+                 hac: Literal["auto", "exact", "graph"] = "auto",
+                 hac_exact_max_n: Count = HAC_EXACT_MAX_N, knn_k: Count = 20,
                  knn_index: str = "auto", multilabel_aggregate: str = "min") -> None:
         if km < 1:
             raise ConfigError(f"cluster_margin: km must be ≥ 1 (candidates per pick), got {km}")
@@ -100,8 +120,11 @@ class ClusterMargin(Strategy):
         if target_cluster_size is not None and target_cluster_size <= 0:
             raise ConfigError("cluster_margin: target_cluster_size must be > 0, "
                               f"got {target_cluster_size}")
-        if knn_k < 1:
-            raise ConfigError(f"cluster_margin: knn_k must be ≥ 1, got {knn_k}")
+        if hac not in HAC_BACKENDS:
+            raise ConfigError(f"cluster_margin: hac must be one of {HAC_BACKENDS}, got {hac!r}")
+        if hac_exact_max_n < 1 or knn_k < 1:
+            raise ConfigError("cluster_margin: hac_exact_max_n and knn_k must be ≥ 1, got "
+                              f"{hac_exact_max_n} and {knn_k}")
         if knn_index not in INDEX_TYPES:
             raise ConfigError(f"cluster_margin: knn_index must be one of {INDEX_TYPES}, "
                               f"got {knn_index!r}")
@@ -111,6 +134,8 @@ class ClusterMargin(Strategy):
         self.km = km
         self.epsilon = epsilon
         self.target_cluster_size = target_cluster_size
+        self.hac = hac
+        self.hac_exact_max_n = hac_exact_max_n
         self.knn_k = knn_k
         self.knn_index = knn_index
         self.multilabel_aggregate = multilabel_aggregate
@@ -130,22 +155,47 @@ class ClusterMargin(Strategy):
         ctx.record("cm_clusters", clusters)
         ctx.record("cm_mean_cluster_size", len(state["labels"]) / max(clusters, 1))
         ctx.record("cm_epsilon", state["epsilon"])
+        ctx.record("cm_hac", state.get("hac", "graph"))  # caches from before the option: graph
         ctx.record("cm_clustered_at_cycle", state["cycle"])
 
-    def cluster(self, embeddings: np.ndarray, gpu: int | None = None) -> dict[str, Any]:
-        """HAC cluster ids of every pool point and the ε used (the strategy's cache entry).
+    def backend(self, n: int) -> tuple[str, str]:
+        """The HAC backend for a pool of ``n`` points, and why (for the log)."""
+        if self.hac != "auto":
+            return self.hac, f"strategy.hac={self.hac}"
+        if n <= self.hac_exact_max_n:
+            return "exact", f"hac=auto and the pool ({n:,}) ≤ hac_exact_max_n ({self.hac_exact_max_n:,})"
+        return "graph", f"hac=auto and the pool ({n:,}) > hac_exact_max_n ({self.hac_exact_max_n:,})"
 
-        ``gpu``: the CUDA device the model ran on, if any; the exact kNN search then runs
-        there when faiss has GPU support (`alharness.ops.knn.knn_graph`). The IVF k-means
-        seed is fixed: the clustering depends on the embeddings only, and drawing it from
-        ``ctx.rng`` would shift every later random choice of the cycle.
+    def cluster(self, embeddings: np.ndarray, gpu: int | None = None) -> dict[str, Any]:
+        """HAC cluster ids of every pool point, the ε used and the backend that ran (the
+        strategy's cache entry).
+
+        ``gpu``: the CUDA device the model ran on, if any; the graph backend's exact kNN
+        search then runs there when faiss has GPU support (`alharness.ops.knn.knn_graph`).
+        The k-means and far-candidate seed is fixed: the clustering depends on the
+        embeddings only, and drawing it from ``ctx.rng`` would shift every later random
+        choice of the cycle.
         """
-        graph = knn_graph(embeddings, self.knn_k, self.knn_index, seed=0, gpu=gpu)
+        bad = int((~np.isfinite(embeddings).all(axis=1)).sum())
+        if bad:
+            raise SelectionError(f"cluster_margin: {bad:,} of the {len(embeddings):,} pool "
+                                 "embeddings contain NaN or inf (did training diverge? see "
+                                 "train_loss); HAC cannot cluster them")
         target = None if self.epsilon is not None else self.target_cluster_size
-        labels, epsilon = average_linkage(graph.ids, graph.dists, self.epsilon, target,
-                                          diameter=diameter_bound(embeddings))
+        backend, why = self.backend(len(embeddings))
+        log.info("cluster_margin: %s average-linkage HAC of %s points (%s)", backend,
+                 f"{len(embeddings):,}", why)
+        if backend == "exact":
+            labels, epsilon = exact_average_linkage(embeddings, self.epsilon, target)
+            index = None
+        else:
+            graph = neighbour_graph(embeddings, self.knn_k, self.knn_index, seed=0, gpu=gpu)
+            labels, epsilon = average_linkage(embeddings, graph.ids, graph.dists, self.epsilon,
+                                              target, diameter=diameter_bound(embeddings))
+            index = graph.index
         dtype = np.int32 if len(labels) < 2**31 else np.int64
-        return {"labels": labels.astype(dtype), "epsilon": epsilon, "knn_index": graph.index}
+        return {"labels": labels.astype(dtype), "epsilon": epsilon, "hac": backend,
+                "knn_index": index}
 
     def select(self, ctx: SelectionContext, budget: int) -> np.ndarray:
         if CACHE_KEY not in ctx.cache:  # a caller that skipped `prepare`
