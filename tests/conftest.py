@@ -19,6 +19,15 @@ CONFIGS = ROOT / "configs"
 # Tiny models gain nothing from threads, and CI's 2 cores are shared with the subprocesses
 # (oversubscribed OpenMP threads make a small training step tens of times slower).
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Each test starts on one torch thread, whatever the test before it did: the thread
+    count is part of a run's identity, so a leaked count (a test's ``torch_threads``, or
+    OpenMP state shared with numba and faiss) would change later tests' run ids."""
+    torch.set_num_threads(1)
+    yield
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 

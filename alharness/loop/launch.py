@@ -8,9 +8,9 @@ in one of three ways, and the rest of the harness does not care which
   with torch's elastic launcher (the engine behind ``torchrun``), gloo on the CPU, NCCL on
   CUDA, and returns rank 0's rows. The cores are shared among the CPU processes
   (``torch_threads`` each, or cores / N). Single-threaded CPU processes are forked (a fork
-  starts 100× faster than a fresh interpreter, which must import torch again); the others
-  are spawned, since a forked child hangs in OpenMP threads its parent already used, and
-  CUDA cannot be forked at all.
+  starts 100× faster than a fresh interpreter, which must import torch again) unless this
+  process already started numba's thread pool; the others are spawned, since a forked
+  child hangs in OpenMP threads its parent already used, and CUDA cannot be forked at all.
 - ``torchrun --nproc_per_node=N run.py …`` (any node count): torchrun exports ``RANK``,
   ``WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``; nothing is started here.
 - ``srun`` with one task per device (e.g. Hydra's submitit launcher with
@@ -122,7 +122,7 @@ def start_processes(fn: Callable[[dict[str, Any]], Any], cfg: dict[str, Any], co
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=count, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
                           monitor_interval=0.1,
-                          start_method="fork" if threads == 1 and not cuda else "spawn")
+                          start_method="fork" if _fork_safe(threads, cuda) else "spawn")
     errors = Path(tempfile.mkdtemp(prefix="alharness-"))
     sys.stdout.flush()
     sys.stderr.flush()  # a fork copies unflushed output
@@ -136,6 +136,20 @@ def start_processes(fn: Callable[[dict[str, Any]], Any], cfg: dict[str, Any], co
         raise
     finally:
         shutil.rmtree(errors, ignore_errors=True)
+
+
+def _fork_safe(threads: int, cuda: bool) -> bool:
+    """Whether a forked child can work: one CPU thread, no CUDA, and no OpenMP pool of
+    numba's compiled kernels (HAC, k-means++) started in this process yet — a forked
+    child that enters a parallel region its parent's pool served hangs (e.g. a sweep
+    whose earlier job ran Cluster-Margin here). Unknown numba internals: spawn."""
+    if threads != 1 or cuda:
+        return False
+    try:
+        from numba.np.ufunc import parallel
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return True
+    return getattr(parallel, "_is_initialized", True) is False
 
 
 def _run_rank(fn: Callable[[dict[str, Any]], Any], cfg: dict[str, Any], threads: int,
