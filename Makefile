@@ -1,4 +1,6 @@
 PYTHON ?= python
+# pytest-xdist processes: the suite is mostly single-threaded runs and subprocesses
+PYTEST_WORKERS ?= 2
 LINTED = alharness hydra_plugins scripts tests examples run.py setup.py
 
 .PHONY: install test test-fast lint docs docs-serve wheel-check run figures bench
@@ -6,11 +8,11 @@ LINTED = alharness hydra_plugins scripts tests examples run.py setup.py
 install:  ## the package, editable, with its dev and docs tools (torch/torchvision pinned in pyproject)
 	$(PYTHON) -m pip install -e ".[dev,docs]"
 
-test:  ## the whole suite, what CI runs
-	$(PYTHON) -m pytest
+test:  ## the whole suite, what CI runs (PYTEST_WORKERS=1 for one process)
+	$(PYTHON) -m pytest -n $(PYTEST_WORKERS)
 
 test-fast:  ## everything but the end-to-end runs marked slow: for development
-	$(PYTHON) -m pytest -m "not slow"
+	$(PYTHON) -m pytest -m "not slow" -n $(PYTEST_WORKERS)
 
 lint:
 	$(PYTHON) -m ruff check $(LINTED)
