@@ -46,7 +46,12 @@ BAD_INPUTS = [
     (["trainer.stop_at_train_acc=1.5"], "trainer.stop_at_train_acc: out of range"),
     (["trainer.amp=maybe"], "trainer.amp: wrong type (got 'maybe'; expected true or false)"),
     (["strategy=cluster_margin", "strategy.epsilon=abc"], "strategy.epsilon: wrong type"),
-    (["strategy=cluster_margin", "strategy.km=0.5"], "km must be ≥ 1"),
+    (["strategy=cluster_margin", "strategy.km=0.5"], "strategy.km: out of range (got 0.5; "
+                                                     "expected a number ≥ 1)"),
+    (["strategy=cluster_margin", "strategy.knn_index=foo"], "strategy.knn_index: not a valid "
+                                                            "choice (got 'foo'; expected one of"),
+    (["strategy=cluster_margin", "strategy.epsilon=null", "strategy.target_cluster_size=null"],
+     "strategy.epsilon: neither it nor strategy.target_cluster_size is set"),
     (["strategy=cluster_margin", "strategy.hac=foo"], "strategy.hac: not a valid choice (got "
                                                       "'foo'; expected one of auto, exact, graph)"),
     (["strategy=cluster_margin", "strategy.hac_exact_max_n=0"],

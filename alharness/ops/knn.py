@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -47,7 +48,8 @@ try:
 except ImportError:  # pragma: no cover - faiss-cpu is a dependency; this is for odd installs
     faiss = None
 
-INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
+IndexType = Literal["auto", "flat", "ivf", "hnsw"]
+INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 
 #: ``index="auto"`` searches exactly up to this many points, with IVF above.
 EXACT_MAX = 20_000

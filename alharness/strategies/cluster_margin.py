@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from annotated_types import Ge
 
-from alharness.bounds import Count
+from alharness.bounds import Count, NonNegativeNumber, Positive
+from alharness.config.messages import contract
 from alharness.errors import ConfigError, SelectionError
 from alharness.ops.hac import average_linkage, neighbour_graph
 from alharness.ops.hac_exact import exact_average_linkage
-from alharness.ops.knn import INDEX_TYPES, diameter_bound
+from alharness.ops.knn import IndexType, diameter_bound
 from alharness.ops.topk import top_k
 from alharness.strategies import scores
 from alharness.strategies.base import SelectionContext, Strategy, register_strategy
@@ -34,7 +36,7 @@ CACHE_KEY = "cluster_margin"
 #: Pool size up to which ``hac=auto`` runs exact HAC: measured (docs/strategies.md) 39 s at
 #: 20,000 × 512, 86 s at 40,000, 216 s at 50,000 on 2 shared cores (quadratic beyond).
 HAC_EXACT_MAX_N = 40_000
-HAC_BACKENDS = ("auto", "exact", "graph")
+HacBackend = Literal["auto", "exact", "graph"]
 
 log = logging.getLogger("alharness")
 
@@ -105,32 +107,18 @@ class ClusterMargin(Strategy):
 
     needs: ClassVar[frozenset[str]] = frozenset({"probs", "embeddings"})
 
-    def __init__(self, km: float = 1.25, epsilon: float | None = None,
-                 target_cluster_size: float | None = 10.0,
-                 hac: Literal["auto", "exact", "graph"] = "auto",
+    def __init__(self, km: Annotated[float, Ge(1)] = 1.25,
+                 epsilon: NonNegativeNumber | None = None,
+                 target_cluster_size: Positive | None = 10.0, hac: HacBackend = "auto",
                  hac_exact_max_n: Count = HAC_EXACT_MAX_N, knn_k: Count = 20,
-                 knn_index: str = "auto", multilabel_aggregate: str = "min") -> None:
-        if km < 1:
-            raise ConfigError(f"cluster_margin: km must be ≥ 1 (candidates per pick), got {km}")
+                 knn_index: IndexType = "auto",
+                 multilabel_aggregate: scores.MultilabelAggregate = "min") -> None:
+        # Ranges and choices are in the hints (checked by the config schema); only the
+        # rule between two parameters is checked here.
         if epsilon is None and target_cluster_size is None:
-            raise ConfigError("cluster_margin: set strategy.epsilon or "
-                              "strategy.target_cluster_size")
-        if epsilon is not None and epsilon < 0:
-            raise ConfigError(f"cluster_margin: epsilon must be ≥ 0, got {epsilon}")
-        if target_cluster_size is not None and target_cluster_size <= 0:
-            raise ConfigError("cluster_margin: target_cluster_size must be > 0, "
-                              f"got {target_cluster_size}")
-        if hac not in HAC_BACKENDS:
-            raise ConfigError(f"cluster_margin: hac must be one of {HAC_BACKENDS}, got {hac!r}")
-        if hac_exact_max_n < 1 or knn_k < 1:
-            raise ConfigError("cluster_margin: hac_exact_max_n and knn_k must be ≥ 1, got "
-                              f"{hac_exact_max_n} and {knn_k}")
-        if knn_index not in INDEX_TYPES:
-            raise ConfigError(f"cluster_margin: knn_index must be one of {INDEX_TYPES}, "
-                              f"got {knn_index!r}")
-        if multilabel_aggregate not in scores.MULTILABEL_AGGREGATES:
-            raise ConfigError("cluster_margin: multilabel_aggregate must be one of "
-                              f"{scores.MULTILABEL_AGGREGATES}, got {multilabel_aggregate!r}")
+            raise ConfigError(contract(
+                "strategy.epsilon", "neither it nor strategy.target_cluster_size is set", None,
+                "a distance ≥ 0, or strategy.target_cluster_size > 0 to derive it"))
         self.km = km
         self.epsilon = epsilon
         self.target_cluster_size = target_cluster_size
