@@ -201,3 +201,22 @@ def test_thread_count_is_part_of_the_run_identity(make_config):
     labels = set(load_results([folders[0].parent])["setting_label"])
     assert {label.rsplit("[", 1)[-1] for label in labels} == {"numerics.torch_threads=1]",
                                                               "numerics.torch_threads=2]"}
+
+
+def test_a_model_predicting_nan_is_an_error_not_a_metric(make_config, monkeypatch, tmp_path):
+    """NaN predictions tie every ranking, so a metric (and a selection) from them would be a
+    silently meaningless number: the run stops at the evaluation with one line."""
+    from alharness.training.trainer import TrainingError
+
+    real_train = runner_module.train
+
+    def train_then_break(model, *args, **kwargs):
+        result = real_train(model, *args, **kwargs)
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(runner_module, "train", train_then_break)
+    with pytest.raises(TrainingError, match="predicts NaN or inf for 359 of the 359 test") as err:
+        run_experiment(make_config(["budget.cycles=1"]))
+    assert "\n" not in str(err.value)

@@ -28,7 +28,7 @@ from alharness.ops.batches import stack_batch_outputs
 from alharness.training import distributed
 from alharness.training.device import derive_seed
 from alharness.training.sharding import batch_shard
-from alharness.training.trainer import loader
+from alharness.training.trainer import TrainingError, loader
 
 
 def to_probs(logits: torch.Tensor, task: str) -> torch.Tensor:
@@ -108,7 +108,22 @@ def evaluate(model: nn.Module, dataset: Dataset, targets: np.ndarray, task: str,
     """Test metrics (accuracy, or mAP and pooled AP for multi-label); every rank must call
     it (each predicts a shard, rank 0 scores, every rank gets the numbers)."""
     out = predict_sharded(model, dataset, None, task, device, batch_size, ("probs",), num_workers)
-    return distributed.broadcast_object(None if out is None else task_metrics(task, out["probs"], targets))
+    result = None if out is None else _metrics_or_why_not(task, out["probs"], targets)
+    result = distributed.broadcast_object(result)  # every rank raises alike
+    if isinstance(result, str):
+        raise TrainingError(result)
+    return result
+
+
+def _metrics_or_why_not(task: str, probs: np.ndarray, targets: np.ndarray) -> dict | str:
+    """The test metrics, or why there are none: a NaN or infinite prediction would give a
+    number that means nothing (every ranking ties), so it is an error, not a metric."""
+    bad = int((~np.isfinite(probs)).any(axis=1).sum())
+    if bad:
+        return (f"the trained model predicts NaN or inf for {bad:,} of the {len(probs):,} test "
+                "examples; training diverged or went numerically wrong (see train_loss; lower "
+                "trainer.lr, or check the inputs)")
+    return task_metrics(task, probs, targets)
 
 
 class TorchPoolOutputs:
