@@ -120,7 +120,7 @@ def _check_dropout(strategy: Mapping[str, Any], backbone: Mapping[str, Any],
     """A strategy that samples MC dropout (BALD) on a backbone without dropout fails at its
     first selection, after a cycle of training: refuse it before anything runs."""
     needs = STRATEGIES.get(str(strategy["name"])).needs
-    if "mc_probs" in needs and not getattr(model, "has_active_dropout", lambda: True)():
+    if "mc_probs" in needs and not getattr(model, "has_active_dropout", lambda: False)():
         raise ConfigError(contract(
             "backbone.dropout", f"{strategy['name']} samples MC dropout, so the backbone needs "
             "dropout > 0", backbone.get("dropout"), "a probability in (0, 1), e.g. 0.3"))
